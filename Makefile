@@ -1,0 +1,42 @@
+# twinkle: the two commands a new machine needs are `make demo` and `make test`.
+# Both install missing system packages first (`make deps`, apt-get as root).
+
+CARGO ?= cargo
+TWINKLE := target/debug/twinkle
+
+.PHONY: deps build release test test-unit test-policies demo clean
+
+## Install missing system packages (apt-get when root; otherwise list them and fail).
+deps:
+	@bash scripts/deps.sh
+
+## Build the workspace (debug) and the twinkle binary.
+build: deps
+	$(CARGO) build --workspace --all-targets
+
+## Optimised build, for benchmarks.
+release: deps
+	$(CARGO) build --release
+
+## Everything CI runs: deps, build, every test of the workspace, policy examples.
+test: build test-unit test-policies
+
+test-unit:
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+## The shipped example policies must check; a known-bad one must not.
+test-policies:
+	$(TWINKLE) policy check policies/examples/*.toml
+	@if $(TWINKLE) policy check policies/tests/bad/min-above-max.toml >/dev/null 2>&1; then \
+	  echo "policy check accepted a bad policy" >&2; exit 1; fi
+	@echo "policy examples: ok"
+
+## The main job on the embedded defaults. Until `twinkle serve` lands (issue #6
+## and the provisioner), the demo shows the policy engine on a flash-crowd trace.
+demo: build
+	$(TWINKLE) policy check policies/examples/*.toml
+	$(TWINKLE) policy simulate policies/examples/rubis.toml --trace policies/examples/flash-crowd.csv
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,180 @@
+//! The `twinkle` command line: argument parsing and calls into the crates,
+//! nothing else.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Autoscaling load-balancer appliance: web apps in KVM VMs started from
+/// snapshots in milliseconds when response times grow.
+#[derive(Parser, Debug)]
+#[command(name = "twinkle", version, propagate_version = true)]
+#[command(after_help = "Examples:\n  twinkle policy check policies/examples/*.toml\n  twinkle policy explain policies/examples/rubis.toml\n  twinkle policy simulate policies/examples/rubis.toml --trace crowd.csv\n\nLogging: -v (debug), -vv (trace), or RUST_LOG=twinkle=debug,policies=trace.")]
+struct Cli {
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only errors in the log.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check, explain and simulate policy files (the TOML that drives scaling).
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCmd {
+    /// Validate policy files; prints every problem with file:line:col and exits non-zero if any.
+    #[command(after_help = "Examples:\n  twinkle policy check rubis.toml\n  twinkle policy check policies/examples/*.toml")]
+    Check {
+        /// Policy files to check.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Print the effective policy with every default filled in.
+    #[command(after_help = "Examples:\n  twinkle policy explain rubis.toml\n  twinkle policy explain rubis.toml --json | jq '.service[0].scale_up'")]
+    Explain {
+        /// The policy file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// JSON instead of TOML.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay a per-second CSV trace of latency/load through the scaling rules and print the decisions.
+    #[command(after_help = "Trace columns (header required; all but t optional):\n  t, p50_ms, p90_ms, p95_ms, p99_ms, mean_ms, latency_ms, rps, inflight, queued, instances, kill\n\nExamples:\n  twinkle policy simulate rubis.toml --trace crowd.csv\n  twinkle policy simulate two-services.toml --trace t.csv --service tpcw --start-time 10s --all\n  twinkle policy simulate rubis.toml --trace crowd.csv --json > decisions.json")]
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args, Debug)]
+struct SimulateArgs {
+    /// The policy file.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// CSV of per-second measurements.
+    #[arg(long, value_name = "CSV")]
+    trace: PathBuf,
+    /// Which service to simulate (default: the first).
+    #[arg(long, value_name = "NAME")]
+    service: Option<String>,
+    /// Time an instance takes to become ready, e.g. "100ms", "10s" (default: by start strategy).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    start_time: Option<Duration>,
+    /// Time a stopped instance takes to drain.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration_arg)]
+    drain_time: Duration,
+    /// Print every second, not only those with decisions.
+    #[arg(long)]
+    all: bool,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    policies::units::parse_duration(s)
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::Policy(p) => policy(p),
+    }
+}
+
+fn policy(cmd: PolicyCmd) -> Result<ExitCode> {
+    match cmd {
+        PolicyCmd::Check { files } => {
+            let mut bad = 0;
+            for f in &files {
+                match policies::load_policy_file(f) {
+                    Ok(p) => {
+                        tracing::debug!(file = %f.display(), services = p.services.len(), "policy valid");
+                        println!("{}: ok ({} service{})", f.display(), p.services.len(), if p.services.len() == 1 { "" } else { "s" });
+                    }
+                    Err(e) => {
+                        bad += 1;
+                        eprintln!("{e}");
+                        eprintln!();
+                    }
+                }
+            }
+            if bad > 0 {
+                eprintln!("{bad} of {} policy file(s) invalid", files.len());
+                Ok(ExitCode::FAILURE)
+            } else {
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+        PolicyCmd::Explain { file, json } => {
+            let p = policies::load_policy_file(&file)?;
+            if json {
+                println!("{}", policies::explain::explain_json(&p));
+            } else {
+                print!("{}", policies::explain::explain_toml(&p));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCmd::Simulate(a) => {
+            let p = policies::load_policy_file(&a.file)?;
+            let service = match &a.service {
+                Some(name) => p.service(name).ok_or_else(|| policies::PolicyError::UnknownService {
+                    name: name.clone(),
+                    known: p.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+                })?,
+                None => p.services.first().context("the policy has no service")?,
+            };
+            let name = a.trace.display().to_string();
+            let text = std::fs::read_to_string(&a.trace).with_context(|| format!("cannot read trace {name}"))?;
+            let trace = policies::simulate::parse_trace(&name, &text)?;
+            let opts = policies::simulate::SimOptions {
+                start_time: a
+                    .start_time
+                    .unwrap_or_else(|| policies::simulate::SimOptions::assumed_start_time(service.start)),
+                drain_time: a.drain_time,
+            };
+            let report = policies::simulate::simulate(service, &trace, &opts, &name)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render(a.all));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
