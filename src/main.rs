@@ -13,7 +13,9 @@ use tracing_subscriber::EnvFilter;
 /// snapshots in milliseconds when response times grow.
 #[derive(Parser, Debug)]
 #[command(name = "twinkle", version, propagate_version = true)]
-#[command(after_help = "Examples:\n  twinkle policy check policies/examples/*.toml\n  twinkle policy explain policies/examples/rubis.toml\n  twinkle policy simulate policies/examples/rubis.toml --trace crowd.csv\n\nLogging: -v (debug), -vv (trace), or RUST_LOG=twinkle=debug,policies=trace.")]
+#[command(
+    after_help = "Examples:\n  twinkle policy check policies/examples/*.toml\n  twinkle policy explain policies/examples/rubis.toml\n  twinkle policy simulate policies/examples/rubis.toml --trace crowd.csv\n\nLogging: -v (debug), -vv (trace), or RUST_LOG=twinkle=debug,policies=trace."
+)]
 struct Cli {
     /// More log output (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -35,14 +37,18 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum PolicyCmd {
     /// Validate policy files; prints every problem with file:line:col and exits non-zero if any.
-    #[command(after_help = "Examples:\n  twinkle policy check rubis.toml\n  twinkle policy check policies/examples/*.toml")]
+    #[command(
+        after_help = "Examples:\n  twinkle policy check rubis.toml\n  twinkle policy check policies/examples/*.toml"
+    )]
     Check {
         /// Policy files to check.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
     /// Print the effective policy with every default filled in.
-    #[command(after_help = "Examples:\n  twinkle policy explain rubis.toml\n  twinkle policy explain rubis.toml --json | jq '.service[0].scale_up'")]
+    #[command(
+        after_help = "Examples:\n  twinkle policy explain rubis.toml\n  twinkle policy explain rubis.toml --json | jq '.service[0].scale_up'"
+    )]
     Explain {
         /// The policy file.
         #[arg(value_name = "FILE")]
@@ -52,7 +58,9 @@ enum PolicyCmd {
         json: bool,
     },
     /// Replay a per-second CSV trace of latency/load through the scaling rules and print the decisions.
-    #[command(after_help = "Trace columns (header required; all but t optional):\n  t, p50_ms, p90_ms, p95_ms, p99_ms, mean_ms, latency_ms, rps, inflight, queued, instances, kill\n\nExamples:\n  twinkle policy simulate rubis.toml --trace crowd.csv\n  twinkle policy simulate two-services.toml --trace t.csv --service tpcw --start-time 10s --all\n  twinkle policy simulate rubis.toml --trace crowd.csv --json > decisions.json")]
+    #[command(
+        after_help = "Trace columns (header required; all but t optional):\n  t, p50_ms, p90_ms, p95_ms, p99_ms, mean_ms, latency_ms, rps, inflight, queued, instances, kill\n\nExamples:\n  twinkle policy simulate rubis.toml --trace crowd.csv\n  twinkle policy simulate two-services.toml --trace t.csv --service tpcw --start-time 10s --all\n  twinkle policy simulate rubis.toml --trace crowd.csv --json > decisions.json"
+    )]
     Simulate(SimulateArgs),
 }
 
@@ -125,7 +133,12 @@ fn policy(cmd: PolicyCmd) -> Result<ExitCode> {
                 match policies::load_policy_file(f) {
                     Ok(p) => {
                         tracing::debug!(file = %f.display(), services = p.services.len(), "policy valid");
-                        println!("{}: ok ({} service{})", f.display(), p.services.len(), if p.services.len() == 1 { "" } else { "s" });
+                        println!(
+                            "{}: ok ({} service{})",
+                            f.display(),
+                            p.services.len(),
+                            if p.services.len() == 1 { "" } else { "s" }
+                        );
                     }
                     Err(e) => {
                         bad += 1;
@@ -153,19 +166,28 @@ fn policy(cmd: PolicyCmd) -> Result<ExitCode> {
         PolicyCmd::Simulate(a) => {
             let p = policies::load_policy_file(&a.file)?;
             let service = match &a.service {
-                Some(name) => p.service(name).ok_or_else(|| policies::PolicyError::UnknownService {
-                    name: name.clone(),
-                    known: p.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
-                })?,
+                Some(name) => {
+                    p.service(name)
+                        .ok_or_else(|| policies::PolicyError::UnknownService {
+                            name: name.clone(),
+                            known: p
+                                .services
+                                .iter()
+                                .map(|s| s.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        })?
+                }
                 None => p.services.first().context("the policy has no service")?,
             };
             let name = a.trace.display().to_string();
-            let text = std::fs::read_to_string(&a.trace).with_context(|| format!("cannot read trace {name}"))?;
+            let text = std::fs::read_to_string(&a.trace)
+                .with_context(|| format!("cannot read trace {name}"))?;
             let trace = policies::simulate::parse_trace(&name, &text)?;
             let opts = policies::simulate::SimOptions {
-                start_time: a
-                    .start_time
-                    .unwrap_or_else(|| policies::simulate::SimOptions::assumed_start_time(service.start)),
+                start_time: a.start_time.unwrap_or_else(|| {
+                    policies::simulate::SimOptions::assumed_start_time(service.start)
+                }),
                 drain_time: a.drain_time,
             };
             let report = policies::simulate::simulate(service, &trace, &opts, &name)?;

@@ -28,7 +28,10 @@ pub mod units;
 mod validate;
 
 pub use clock::{Clock, ManualClock, MonotonicClock, Timestamp};
-pub use decide::{Action, Decider, Decision, InstanceId, InstanceState, InstanceView, Observation, Reason, Rule, WindowStats};
+pub use decide::{
+    Action, Decider, Decision, InstanceId, InstanceState, InstanceView, Observation, Reason, Rule,
+    WindowStats,
+};
 pub use diagnostic::{Diagnostic, SourceFile};
 pub use error::PolicyError;
 pub use load::{load_policy_file, parse_policy, MAX_SERVICES};

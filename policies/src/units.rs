@@ -49,12 +49,7 @@ impl Serialize for Dur {
     }
 }
 
-const DURATION_UNITS: &[(&str, u64)] = &[
-    ("ms", 1),
-    ("s", 1_000),
-    ("m", 60_000),
-    ("h", 3_600_000),
-];
+const DURATION_UNITS: &[(&str, u64)] = &[("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)];
 
 /// Parses "500ms", "2s", "5m", "1h", or a concatenation such as "1m30s".
 /// Millisecond resolution; at most 30 days.
@@ -154,9 +149,7 @@ impl Serialize for ByteSize {
 /// Parses "512", "512B", "64KiB", "16MiB", "1GiB" (also KB/MB/GB as powers of ten).
 pub fn parse_byte_size(text: &str) -> Result<ByteSize, String> {
     let s = text.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
     if number.is_empty() {
         return Err(format!("`{s}` must start with a number, as in \"64KiB\""));
@@ -197,7 +190,11 @@ impl Bandwidth {
 
 impl fmt::Display for Bandwidth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (unit, scale) in [("Gbit", 1_000_000_000u64), ("Mbit", 1_000_000), ("Kbit", 1_000)] {
+        for (unit, scale) in [
+            ("Gbit", 1_000_000_000u64),
+            ("Mbit", 1_000_000),
+            ("Kbit", 1_000),
+        ] {
             if self.0 >= scale && self.0 % scale == 0 {
                 return write!(f, "{}{unit}", self.0 / scale);
             }
@@ -246,7 +243,7 @@ pub fn parse_bandwidth(text: &str) -> Result<Bandwidth, String> {
         }
     };
     let bits = value * bits_per_unit;
-    if !bits.is_finite() || bits < 1.0 || bits > 1e13 {
+    if !bits.is_finite() || !(1.0..=1e13).contains(&bits) {
         return Err(format!("`{s}` is outside 1bit..10Tbit"));
     }
     Ok(Bandwidth(bits.round() as u64))
@@ -336,12 +333,20 @@ mod tests {
     #[test]
     fn bad_durations_say_why() {
         assert!(parse_duration("2").unwrap_err().contains("no unit"));
-        assert!(parse_duration("2 sec").unwrap_err().contains("`sec` is not a duration unit"));
-        assert!(parse_duration("s").unwrap_err().contains("must start with a number"));
-        assert!(parse_duration("0.1ms").unwrap_err().contains("whole number"));
+        assert!(parse_duration("2 sec")
+            .unwrap_err()
+            .contains("`sec` is not a duration unit"));
+        assert!(parse_duration("s")
+            .unwrap_err()
+            .contains("must start with a number"));
+        assert!(parse_duration("0.1ms")
+            .unwrap_err()
+            .contains("whole number"));
         assert!(parse_duration("").is_err());
         assert!(parse_duration("99999h").unwrap_err().contains("30 days"));
-        assert!(parse_duration("1..2s").unwrap_err().contains("not a number"));
+        assert!(parse_duration("1..2s")
+            .unwrap_err()
+            .contains("not a number"));
     }
 
     #[test]
@@ -351,8 +356,14 @@ mod tests {
         assert_eq!(parse_byte_size("16MiB").unwrap().to_string(), "16MiB");
         assert!(parse_byte_size("12XB").is_err());
         assert!(parse_byte_size("99999999999GiB").is_err());
-        assert_eq!(parse_bandwidth("1Gbit").unwrap().bits_per_sec(), 1_000_000_000);
-        assert_eq!(parse_bandwidth("125MB/s").unwrap().bits_per_sec(), 1_000_000_000);
+        assert_eq!(
+            parse_bandwidth("1Gbit").unwrap().bits_per_sec(),
+            1_000_000_000
+        );
+        assert_eq!(
+            parse_bandwidth("125MB/s").unwrap().bits_per_sec(),
+            1_000_000_000
+        );
         assert_eq!(parse_bandwidth("100Mbit").unwrap().to_string(), "100Mbit");
         assert!(parse_bandwidth("fast").is_err());
         assert!(parse_bandwidth("10").unwrap_err().contains("no unit"));

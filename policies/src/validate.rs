@@ -45,11 +45,21 @@ fn check_dispatcher(policy: &Policy, r: &mut Reader<'_>) {
     let d = &policy.dispatcher;
     let listen = parse_addr(&d.listen);
     if let Err(m) = &listen {
-        err(r, "dispatcher.listen", m.clone(), "use 0.0.0.0:PORT to accept from every interface");
+        err(
+            r,
+            "dispatcher.listen",
+            m.clone(),
+            "use 0.0.0.0:PORT to accept from every interface",
+        );
     }
     let admin = parse_addr(&d.admin_listen);
     match &admin {
-        Err(m) => err(r, "dispatcher.admin_listen", m.clone(), "the admin API is usually on loopback, e.g. \"127.0.0.1:9090\""),
+        Err(m) => err(
+            r,
+            "dispatcher.admin_listen",
+            m.clone(),
+            "the admin API is usually on loopback, e.g. \"127.0.0.1:9090\"",
+        ),
         Ok(a) => {
             if !a.ip().is_loopback() {
                 match &d.admin_token {
@@ -71,19 +81,32 @@ fn check_dispatcher(policy: &Policy, r: &mut Reader<'_>) {
         }
     }
     if let (Ok(l), Ok(a)) = (&listen, &admin) {
-        if l.port() == a.port() && (l.ip() == a.ip() || l.ip().is_unspecified() || a.ip().is_unspecified()) && l.port() != 0 {
+        if l.port() == a.port()
+            && (l.ip() == a.ip() || l.ip().is_unspecified() || a.ip().is_unspecified())
+            && l.port() != 0
+        {
             err(
                 r,
                 "dispatcher.admin_listen",
-                format!("the admin API and the proxy would both listen on port {}", a.port()),
+                format!(
+                    "the admin API and the proxy would both listen on port {}",
+                    a.port()
+                ),
                 "give the admin API its own port, e.g. 9090",
             );
         }
     }
-    if let Some(first) = policy.services.iter().filter(|s| s.scale_up.metric.is_latency()).find(|s| {
-        s.scale_up.threshold >= d.timeouts.upstream_response.as_millis() as f64
-    }) {
-        let i = policy.services.iter().position(|s| std::ptr::eq(s, first)).unwrap_or(0);
+    if let Some(first) = policy
+        .services
+        .iter()
+        .filter(|s| s.scale_up.metric.is_latency())
+        .find(|s| s.scale_up.threshold >= d.timeouts.upstream_response.as_millis() as f64)
+    {
+        let i = policy
+            .services
+            .iter()
+            .position(|s| std::ptr::eq(s, first))
+            .unwrap_or(0);
         err(
             r,
             &format!("service[{i}].scale_up.threshold_ms"),
@@ -103,7 +126,12 @@ fn check_images(policy: &Policy, r: &mut Reader<'_>) {
 /// An image or store reference: a local path, http(s)://host/..., or s3://bucket/...
 fn check_image_ref(text: &str, path: &str, r: &mut Reader<'_>) {
     if text.trim().is_empty() {
-        err(r, path, "expected a directory, http:// or s3:// address, found an empty string".into(), "e.g. \"images/rubis\"");
+        err(
+            r,
+            path,
+            "expected a directory, http:// or s3:// address, found an empty string".into(),
+            "e.g. \"images/rubis\"",
+        );
         return;
     }
     if let Some((scheme, rest)) = text.split_once("://") {
@@ -136,8 +164,13 @@ fn check_name(
     let path = format!("{p}.name");
     let valid = !s.name.is_empty()
         && s.name.len() <= 63
-        && s.name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && s.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        && s.name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !valid {
         err(
             r,
@@ -151,7 +184,10 @@ fn check_name(
         err(
             r,
             &path,
-            format!("service name \"{}\" is already used by service[{first}]", s.name),
+            format!(
+                "service name \"{}\" is already used by service[{first}]",
+                s.name
+            ),
             "every service needs its own name",
         );
     } else {
@@ -167,22 +203,32 @@ fn check_route(
     policy: &Policy,
     r: &mut Reader<'_>,
 ) {
-    let host_ok = match HostPattern::parse(&s.route.host) {
-        Ok(_) => true,
+    let host = match HostPattern::parse(&s.route.host) {
+        Ok(h) => Some(h.to_string()),
         Err(why) => {
-            err(r, &format!("{p}.route.host"), why, "write \"*\", \"shop.example.com\" or \"*.example.com\" (no port, no scheme)");
-            false
+            err(
+                r,
+                &format!("{p}.route.host"),
+                why,
+                "write \"*\", \"shop.example.com\" or \"*.example.com\" (no port, no scheme)",
+            );
+            None
         }
     };
     let prefix = match normalize_prefix(&s.route.path_prefix) {
         Ok(prefix) => Some(prefix),
         Err(why) => {
-            err(r, &format!("{p}.route.path_prefix"), why, "a path prefix starts with `/`, e.g. \"/\" or \"/api\"");
+            err(
+                r,
+                &format!("{p}.route.path_prefix"),
+                why,
+                "a path prefix starts with `/`, e.g. \"/\" or \"/api\"",
+            );
             None
         }
     };
-    if let (true, Some(prefix)) = (host_ok, prefix) {
-        let key = (s.route.host.clone(), prefix);
+    if let (Some(host), Some(prefix)) = (host, prefix) {
+        let key = (host, prefix);
         if let Some(&first) = routes.get(&key) {
             let other = policy.services.get(first).map_or("?", |o| o.name.as_str());
             err(
@@ -205,7 +251,10 @@ fn check_counts(s: &ServicePolicy, p: &str, r: &mut Reader<'_>) {
         err(
             r,
             &format!("{p}.min_instances"),
-            format!("min_instances ({}) is greater than max_instances ({})", s.min_instances, s.max_instances),
+            format!(
+                "min_instances ({}) is greater than max_instances ({})",
+                s.min_instances, s.max_instances
+            ),
             "min_instances must be at most max_instances",
         );
     }
@@ -234,7 +283,10 @@ fn check_scaling(s: &ServicePolicy, p: &str, _policy: &Policy, r: &mut Reader<'_
             );
         }
     }
-    for (key, d) in [("scale_up.window", up.window), ("scale_down.window", down.window)] {
+    for (key, d) in [
+        ("scale_up.window", up.window),
+        ("scale_down.window", down.window),
+    ] {
         if d.as_millis() % 1000 != 0 {
             err(
                 r,
@@ -253,14 +305,23 @@ fn check_instance(s: &ServicePolicy, p: &str, r: &mut Reader<'_>) {
             r,
             &format!("{p}.instance.mem_mib"),
             format!("expected a multiple of 2, found {}", i.mem_mib),
-            format!("guest memory is mapped in 2 MiB pages: use {} or {}", i.mem_mib - 1, i.mem_mib + 1),
+            format!(
+                "guest memory is mapped in 2 MiB pages: use {} or {}",
+                i.mem_mib - 1,
+                i.mem_mib + 1
+            ),
         );
     }
     if i.cpu_quota_pct > 100 * i.vcpus {
         err(
             r,
             &format!("{p}.instance.cpu_quota_pct"),
-            format!("cpu_quota_pct ({}) is more than {} vCPU(s) can use ({}%)", i.cpu_quota_pct, i.vcpus, 100 * i.vcpus),
+            format!(
+                "cpu_quota_pct ({}) is more than {} vCPU(s) can use ({}%)",
+                i.cpu_quota_pct,
+                i.vcpus,
+                100 * i.vcpus
+            ),
             "a quota above 100% needs more vcpus",
         );
     }
@@ -272,7 +333,10 @@ fn check_health(s: &ServicePolicy, p: &str, r: &mut Reader<'_>) {
         err(
             r,
             &format!("{p}.health.path"),
-            format!("expected a request path starting with `/`, found \"{}\"", h.path),
+            format!(
+                "expected a request path starting with `/`, found \"{}\"",
+                h.path
+            ),
             "e.g. \"/health\"",
         );
     }
@@ -280,7 +344,10 @@ fn check_health(s: &ServicePolicy, p: &str, r: &mut Reader<'_>) {
         err(
             r,
             &format!("{p}.health.timeout"),
-            format!("timeout ({}) must be shorter than interval ({})", h.timeout, h.interval),
+            format!(
+                "timeout ({}) must be shorter than interval ({})",
+                h.timeout, h.interval
+            ),
             "a check must end before the next one starts",
         );
     }
@@ -288,7 +355,10 @@ fn check_health(s: &ServicePolicy, p: &str, r: &mut Reader<'_>) {
         err(
             r,
             &format!("{p}.health.eject_for"),
-            format!("eject_for ({}) is longer than eject_max ({})", h.eject_for, h.eject_max),
+            format!(
+                "eject_for ({}) is longer than eject_max ({})",
+                h.eject_for, h.eject_max
+            ),
             "eject_for is the first ejection time; eject_max caps its doubling",
         );
     }
@@ -297,13 +367,22 @@ fn check_health(s: &ServicePolicy, p: &str, r: &mut Reader<'_>) {
 fn check_connect(s: &ServicePolicy, p: &str, r: &mut Reader<'_>) {
     for (name, addr) in &s.connect {
         let path = format!("{p}.connect.{name}");
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            err(r, &path, format!("endpoint name `{name}` must be letters, digits, `-` or `_`"), "e.g. redis");
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            err(
+                r,
+                &path,
+                format!("endpoint name `{name}` must be letters, digits, `-` or `_`"),
+                "e.g. redis",
+            );
             continue;
         }
-        let port_ok = addr
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+        let port_ok = addr.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
         if !port_ok {
             err(
                 r,

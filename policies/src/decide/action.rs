@@ -43,7 +43,10 @@ pub struct Reason {
 
 impl Reason {
     pub(crate) fn new(rule: Rule, text: impl Into<String>) -> Self {
-        Reason { rule, text: text.into() }
+        Reason {
+            rule,
+            text: text.into(),
+        }
     }
 }
 
@@ -83,7 +86,9 @@ impl Action {
     /// The action's reason.
     pub fn reason(&self) -> &Reason {
         match self {
-            Action::Start { reason, .. } | Action::Stop { reason, .. } | Action::Replace { reason, .. } => reason,
+            Action::Start { reason, .. }
+            | Action::Stop { reason, .. }
+            | Action::Replace { reason, .. } => reason,
         }
     }
 

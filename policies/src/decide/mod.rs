@@ -83,7 +83,8 @@ impl Decider {
             noted: HashSet::new(),
         };
         let counts = Counts::of(&obs.instances);
-        self.handled.retain(|id| obs.instances.iter().any(|i| i.id == *id));
+        self.handled
+            .retain(|id| obs.instances.iter().any(|i| i.id == *id));
         let mut active = i64::from(counts.active());
 
         self.replace_dead(&mut tick, obs, &mut active);
@@ -164,7 +165,10 @@ impl Decider {
                 count,
                 reason: Reason::new(
                     Rule::BelowMin,
-                    format!("{} active instance(s) < min_instances {}; starting {count}", *active, min),
+                    format!(
+                        "{} active instance(s) < min_instances {}; starting {count}",
+                        *active, min
+                    ),
                 ),
             });
             *active = min;
@@ -204,13 +208,21 @@ impl Decider {
             count: 1,
             reason: Reason::new(
                 Rule::ScaleFromZero,
-                format!("{waiting} request(s) waiting and no instance; starting 1 (scale from zero)"),
+                format!(
+                    "{waiting} request(s) waiting and no instance; starting 1 (scale from zero)"
+                ),
             ),
         });
     }
 
     /// Returns whether the scale-up metric is above its threshold.
-    fn scale_up(&mut self, tick: &mut Tick, obs: &Observation, counts: Counts, active: &mut i64) -> bool {
+    fn scale_up(
+        &mut self,
+        tick: &mut Tick,
+        obs: &Observation,
+        counts: Counts,
+        active: &mut i64,
+    ) -> bool {
         let p = &self.policy.scale_up;
         let metric = p.metric;
         let value = metric_value(metric, &obs.up, counts.ready);
@@ -238,7 +250,11 @@ impl Decider {
             );
             return true;
         }
-        let started_now = tick.out.actions.iter().any(|a| matches!(a, Action::Start { .. } | Action::Replace { .. }));
+        let started_now = tick
+            .out
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Start { .. } | Action::Replace { .. }));
         if counts.starting > 0 || started_now {
             tick.note(
                 &self.noted,
@@ -252,7 +268,10 @@ impl Decider {
             );
             return true;
         }
-        if self.last_up.is_some_and(|t| tick.now.since(t) < p.cooldown.get()) {
+        if self
+            .last_up
+            .is_some_and(|t| tick.now.since(t) < p.cooldown.get())
+        {
             return true;
         }
         match self.guard.judge(p, v, obs.up.rps, counts) {
@@ -290,7 +309,14 @@ impl Decider {
         true
     }
 
-    fn scale_down(&mut self, tick: &mut Tick, obs: &Observation, counts: Counts, above: bool, active: i64) {
+    fn scale_down(
+        &mut self,
+        tick: &mut Tick,
+        obs: &Observation,
+        counts: Counts,
+        above: bool,
+        active: i64,
+    ) {
         let p = &self.policy.scale_down;
         let metric = p.metric;
         let value = metric_value(metric, &obs.down, counts.ready);
@@ -305,7 +331,9 @@ impl Decider {
             || counts.starting > 0
             || !tick.out.actions.is_empty()
             || tick.now.since(since) < p.stabilization.get()
-            || self.last_down.is_some_and(|t| tick.now.since(t) < p.cooldown.get())
+            || self
+                .last_down
+                .is_some_and(|t| tick.now.since(t) < p.cooldown.get())
         {
             return;
         }

@@ -92,11 +92,21 @@ fn read_dispatcher(r: &mut Reader<'_>, top: &mut TableReader<'_, '_>) -> Dispatc
         Some(mut tt) => {
             let def = Timeouts::default();
             let out = Timeouts {
-                client_header: tt.duration(r, "client_header", 100 * MS, 5 * 60 * SEC).unwrap_or(def.client_header),
-                client_idle: tt.duration(r, "client_idle", SEC, HOUR).unwrap_or(def.client_idle),
-                upstream_connect: tt.duration(r, "upstream_connect", 10 * MS, 60 * SEC).unwrap_or(def.upstream_connect),
-                upstream_response: tt.duration(r, "upstream_response", 100 * MS, HOUR).unwrap_or(def.upstream_response),
-                shutdown_grace: tt.duration(r, "shutdown_grace", Duration::ZERO, HOUR).unwrap_or(def.shutdown_grace),
+                client_header: tt
+                    .duration(r, "client_header", 100 * MS, 5 * 60 * SEC)
+                    .unwrap_or(def.client_header),
+                client_idle: tt
+                    .duration(r, "client_idle", SEC, HOUR)
+                    .unwrap_or(def.client_idle),
+                upstream_connect: tt
+                    .duration(r, "upstream_connect", 10 * MS, 60 * SEC)
+                    .unwrap_or(def.upstream_connect),
+                upstream_response: tt
+                    .duration(r, "upstream_response", 100 * MS, HOUR)
+                    .unwrap_or(def.upstream_response),
+                shutdown_grace: tt
+                    .duration(r, "shutdown_grace", Duration::ZERO, HOUR)
+                    .unwrap_or(def.shutdown_grace),
             };
             tt.finish(r);
             out
@@ -107,10 +117,30 @@ fn read_dispatcher(r: &mut Reader<'_>, top: &mut TableReader<'_, '_>) -> Dispatc
         Some(mut lt) => {
             let def = Limits::default();
             let out = Limits {
-                max_header_bytes: lt.byte_size(r, "max_header_bytes", 1024, 1 << 20).unwrap_or(def.max_header_bytes),
-                max_headers: lt.integer(r, "max_headers", 8, 10_000, "a typical browser sends 10-30 headers").unwrap_or(def.max_headers),
-                max_body_bytes: lt.byte_size(r, "max_body_bytes", 0, 1 << 34).unwrap_or(def.max_body_bytes),
-                max_connections: lt.integer(r, "max_connections", 1, 10_000_000, "each connection costs a file descriptor").unwrap_or(def.max_connections),
+                max_header_bytes: lt
+                    .byte_size(r, "max_header_bytes", 1024, 1 << 20)
+                    .unwrap_or(def.max_header_bytes),
+                max_headers: lt
+                    .integer(
+                        r,
+                        "max_headers",
+                        8,
+                        10_000,
+                        "a typical browser sends 10-30 headers",
+                    )
+                    .unwrap_or(def.max_headers),
+                max_body_bytes: lt
+                    .byte_size(r, "max_body_bytes", 0, 1 << 34)
+                    .unwrap_or(def.max_body_bytes),
+                max_connections: lt
+                    .integer(
+                        r,
+                        "max_connections",
+                        1,
+                        10_000_000,
+                        "each connection costs a file descriptor",
+                    )
+                    .unwrap_or(def.max_connections),
             };
             lt.finish(r);
             out

@@ -15,8 +15,8 @@ use toml::Spanned;
 use crate::diagnostic::{Diagnostic, Location, SourceFile};
 use crate::suggest::did_you_mean;
 use crate::units::{
-    parse_bandwidth, parse_byte_size, parse_duration, parse_step_percent, Bandwidth, ByteSize,
-    Dur, Step,
+    parse_bandwidth, parse_byte_size, parse_duration, parse_step_percent, Bandwidth, ByteSize, Dur,
+    Step,
 };
 
 /// A spanned TOML value.
@@ -161,7 +161,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
         }
         for (key, _) in self.table.iter() {
             let name: &str = key.get_ref();
-            if self.known.iter().any(|k| *k == name) {
+            if self.known.contains(&name) {
                 continue;
             }
             let place = if self.path.is_empty() {
@@ -170,7 +170,10 @@ impl<'a, 'i> TableReader<'a, 'i> {
                 format!("in `{}`", generic_path(&self.path))
             };
             let hint = match did_you_mean(name, &self.known) {
-                Some(s) => format!("did you mean `{s}`? Keys allowed {place}: {}", self.known.join(", ")),
+                Some(s) => format!(
+                    "did you mean `{s}`? Keys allowed {place}: {}",
+                    self.known.join(", ")
+                ),
                 None => format!("keys allowed {place}: {}", self.known.join(", ")),
             };
             r.error(
@@ -267,7 +270,10 @@ impl<'a, 'i> TableReader<'a, 'i> {
                     v.span(),
                     &path,
                     format!("{expected}, found {}", describe(v.get_ref())),
-                    Some(format!("write the number without quotes: {key} = {}", s.trim())),
+                    Some(format!(
+                        "write the number without quotes: {key} = {}",
+                        s.trim()
+                    )),
                 );
                 None
             }
@@ -305,7 +311,10 @@ impl<'a, 'i> TableReader<'a, 'i> {
                 r.error(
                     v.span(),
                     &path,
-                    format!("expected {what} greater than 0 and at most {max}, found {}", describe(v.get_ref())),
+                    format!(
+                        "expected {what} greater than 0 and at most {max}, found {}",
+                        describe(v.get_ref())
+                    ),
                     Some(hint.to_string()),
                 );
                 None
@@ -331,8 +340,13 @@ impl<'a, 'i> TableReader<'a, 'i> {
                 r.error(
                     v.span(),
                     &path,
-                    format!("expected a duration string such as \"2s\" or \"500ms\", found {}", describe(v.get_ref())),
-                    Some(format!("durations need a unit: write {key} = \"{n}s\" or \"{n}ms\"")),
+                    format!(
+                        "expected a duration string such as \"2s\" or \"500ms\", found {}",
+                        describe(v.get_ref())
+                    ),
+                    Some(format!(
+                        "durations need a unit: write {key} = \"{n}s\" or \"{n}ms\""
+                    )),
                 );
                 return None;
             }
@@ -446,8 +460,13 @@ impl<'a, 'i> TableReader<'a, 'i> {
                 r.error(
                     v.span(),
                     &path,
-                    format!("expected a number of instances or a percentage such as \"100%\"; {why}"),
-                    Some("write step = 1 (instances) or step = \"100%\" (of the current instances)".into()),
+                    format!(
+                        "expected a number of instances or a percentage such as \"100%\"; {why}"
+                    ),
+                    Some(
+                        "write step = 1 (instances) or step = \"100%\" (of the current instances)"
+                            .into(),
+                    ),
                 );
                 None
             }
@@ -486,7 +505,10 @@ impl<'a, 'i> TableReader<'a, 'i> {
                 r.error(
                     v.span(),
                     &path,
-                    format!("expected one of {list} (a string), found {}", describe(other)),
+                    format!(
+                        "expected one of {list} (a string), found {}",
+                        describe(other)
+                    ),
                     Some("put the value in double quotes".into()),
                 );
                 None
@@ -495,7 +517,9 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// The underlying table, for keys with dynamic names (e.g. `connect`).
-    pub fn entries(&self) -> impl Iterator<Item = (&'a Spanned<std::borrow::Cow<'i, str>>, &'a Value<'i>)> {
+    pub fn entries(
+        &self,
+    ) -> impl Iterator<Item = (&'a Spanned<std::borrow::Cow<'i, str>>, &'a Value<'i>)> {
         self.table.iter()
     }
 }

@@ -8,11 +8,14 @@ use toml::de::DeValue;
 use super::reader::{describe, Reader, TableReader};
 use super::{found, HOUR, MAX_SERVICES, MS, SEC};
 use crate::model::{
-    Balance, Failover, Health, Hold, InstanceSpec, Metric, Retry,
-    RetryOn, Route, ScaleDown, ScaleUp, ServicePolicy, StartStrategy,
+    Balance, Failover, Health, Hold, InstanceSpec, Metric, Retry, RetryOn, Route, ScaleDown,
+    ScaleUp, ServicePolicy, StartStrategy,
 };
 
-pub(super) fn read_services(r: &mut Reader<'_>, top: &mut TableReader<'_, '_>) -> Vec<ServicePolicy> {
+pub(super) fn read_services(
+    r: &mut Reader<'_>,
+    top: &mut TableReader<'_, '_>,
+) -> Vec<ServicePolicy> {
     let Some(v) = top.get(r, "service") else {
         r.error(
             0..0,
@@ -28,8 +31,12 @@ pub(super) fn read_services(r: &mut Reader<'_>, top: &mut TableReader<'_, '_>) -
             r.error(
                 v.span(),
                 "service",
-                "expected an array of tables `[[service]]`, found a single table `[service]`".into(),
-                Some("write `[[service]]` with double brackets: a policy can hold several services".into()),
+                "expected an array of tables `[[service]]`, found a single table `[service]`"
+                    .into(),
+                Some(
+                    "write `[[service]]` with double brackets: a policy can hold several services"
+                        .into(),
+                ),
             );
             return Vec::new();
         }
@@ -37,7 +44,10 @@ pub(super) fn read_services(r: &mut Reader<'_>, top: &mut TableReader<'_, '_>) -
             r.error(
                 v.span(),
                 "service",
-                format!("expected an array of tables `[[service]]`, found {}", found(other)),
+                format!(
+                    "expected an array of tables `[[service]]`, found {}",
+                    found(other)
+                ),
                 Some("each service is a `[[service]]` table".into()),
             );
             return Vec::new();
@@ -47,7 +57,10 @@ pub(super) fn read_services(r: &mut Reader<'_>, top: &mut TableReader<'_, '_>) -
         r.error(
             v.span(),
             "service",
-            format!("expected at most {MAX_SERVICES} services, found {}", items.len()),
+            format!(
+                "expected at most {MAX_SERVICES} services, found {}",
+                items.len()
+            ),
             Some("split the services over several twinkle appliances".into()),
         );
         return Vec::new();
@@ -66,14 +79,22 @@ pub(super) fn read_services(r: &mut Reader<'_>, top: &mut TableReader<'_, '_>) -
                 item.span(),
                 &path,
                 format!("expected a service table, found {}", describe(other)),
-                Some("each element of `service` is a table with at least `name` and `image`".into()),
+                Some(
+                    "each element of `service` is a table with at least `name` and `image`".into(),
+                ),
             ),
         }
     }
     services
 }
 
-fn required_string(r: &mut Reader<'_>, t: &mut TableReader<'_, '_>, key: &'static str, what: &str, example: &str) -> String {
+fn required_string(
+    r: &mut Reader<'_>,
+    t: &mut TableReader<'_, '_>,
+    key: &'static str,
+    what: &str,
+    example: &str,
+) -> String {
     match t.string(r, key, what) {
         Some(s) => s,
         None => {
@@ -93,13 +114,33 @@ fn required_string(r: &mut Reader<'_>, t: &mut TableReader<'_, '_>, key: &'stati
 fn read_service(r: &mut Reader<'_>, t: &mut TableReader<'_, '_>) -> ServicePolicy {
     let name = required_string(r, t, "name", "a service name", "\"rubis\"");
     let route = read_route(r, t);
-    let image = required_string(r, t, "image", "an image name or address", "\"images/rubis\"");
-    let start = t.choice(r, "start", &StartStrategy::ALL).unwrap_or(StartStrategy::Twinkle);
+    let image = required_string(
+        r,
+        t,
+        "image",
+        "an image name or address",
+        "\"images/rubis\"",
+    );
+    let start = t
+        .choice(r, "start", &StartStrategy::ALL)
+        .unwrap_or(StartStrategy::Twinkle);
     let min_instances = t
-        .integer(r, "min_instances", 0, 1024, "0 allows scaling to zero (requests are held while one starts)")
+        .integer(
+            r,
+            "min_instances",
+            0,
+            1024,
+            "0 allows scaling to zero (requests are held while one starts)",
+        )
         .unwrap_or(1);
     let max_instances = t
-        .integer(r, "max_instances", 1, 1024, "the most VMs this service may run at once")
+        .integer(
+            r,
+            "max_instances",
+            1,
+            1024,
+            "the most VMs this service may run at once",
+        )
         .unwrap_or(8);
     let instance = read_instance(r, t);
     let connect = read_connect(r, t);
@@ -154,7 +195,7 @@ fn read_route(r: &mut Reader<'_>, t: &mut TableReader<'_, '_>) -> Route {
     let path_prefix = rt.string(r, "path_prefix", "a path prefix such as \"/api\"");
     rt.finish(r);
     Route {
-        host: host.map(|h| h.trim_end_matches('.').to_ascii_lowercase()).unwrap_or(d.host),
+        host: host.map(|h| h.to_ascii_lowercase()).unwrap_or(d.host),
         path_prefix: path_prefix.unwrap_or(d.path_prefix),
     }
 }
@@ -166,11 +207,25 @@ fn read_instance(r: &mut Reader<'_>, t: &mut TableReader<'_, '_>) -> InstanceSpe
     };
     let out = InstanceSpec {
         mem_mib: it
-            .integer(r, "mem_mib", 16, 65_536, "guest memory in MiB, a multiple of 2, e.g. 256")
+            .integer(
+                r,
+                "mem_mib",
+                16,
+                65_536,
+                "guest memory in MiB, a multiple of 2, e.g. 256",
+            )
             .unwrap_or(d.mem_mib),
-        vcpus: it.integer(r, "vcpus", 1, 64, "virtual CPUs per instance").unwrap_or(d.vcpus),
+        vcpus: it
+            .integer(r, "vcpus", 1, 64, "virtual CPUs per instance")
+            .unwrap_or(d.vcpus),
         cpu_quota_pct: it
-            .integer(r, "cpu_quota_pct", 1, 6400, "percent of one core: 100 is one full core, 20 a fifth")
+            .integer(
+                r,
+                "cpu_quota_pct",
+                1,
+                6400,
+                "percent of one core: 100 is one full core, 20 a fifth",
+            )
             .unwrap_or(d.cpu_quota_pct),
         start_timeout: it
             .duration(r, "start_timeout", 100 * MS, 10 * 60 * SEC)
@@ -197,7 +252,10 @@ fn read_connect(r: &mut Reader<'_>, t: &mut TableReader<'_, '_>) -> BTreeMap<Str
             other => r.error(
                 value.span(),
                 &path,
-                format!("expected an endpoint \"HOST:PORT\", found {}", describe(other)),
+                format!(
+                    "expected an endpoint \"HOST:PORT\", found {}",
+                    describe(other)
+                ),
                 Some(format!("write {name} = \"127.0.0.1:6379\"")),
             ),
         }
@@ -236,9 +294,21 @@ fn read_threshold(
         );
     }
     let value = if metric.is_latency() {
-        t.positive_number(r, key, 3_600_000.0, "a response time in milliseconds", "the paper's threshold is 2000 (ms)")
+        t.positive_number(
+            r,
+            key,
+            3_600_000.0,
+            "a response time in milliseconds",
+            "the paper's threshold is 2000 (ms)",
+        )
     } else {
-        t.positive_number(r, key, 1e9, &format!("a value in {}", metric.unit()), "a positive number")
+        t.positive_number(
+            r,
+            key,
+            1e9,
+            &format!("a value in {}", metric.unit()),
+            "a positive number",
+        )
     };
     match value {
         Some(v) => Some(v),
@@ -264,22 +334,51 @@ fn read_scale_up(r: &mut Reader<'_>, t: &mut TableReader<'_, '_>) -> ScaleUp {
         return d;
     };
     let metric = st.choice(r, "metric", &Metric::ALL).unwrap_or(d.metric);
-    let threshold = read_threshold(r, &mut st, metric, "threshold_ms", "threshold", Some(d.threshold));
+    let threshold = read_threshold(
+        r,
+        &mut st,
+        metric,
+        "threshold_ms",
+        "threshold",
+        Some(d.threshold),
+    );
     let out = ScaleUp {
         metric,
         threshold: threshold.unwrap_or(d.threshold),
         window: st.duration(r, "window", SEC, HOUR).unwrap_or(d.window),
-        sustain: st.duration(r, "sustain", Duration::ZERO, HOUR).unwrap_or(d.sustain),
+        sustain: st
+            .duration(r, "sustain", Duration::ZERO, HOUR)
+            .unwrap_or(d.sustain),
         step: st.step(r, "step", 1024).unwrap_or(d.step),
         max_step: st
-            .integer(r, "max_step", 1, 1024, "the most instances one scale-up may add")
+            .integer(
+                r,
+                "max_step",
+                1,
+                1024,
+                "the most instances one scale-up may add",
+            )
             .unwrap_or(d.max_step),
-        cooldown: st.duration(r, "cooldown", Duration::ZERO, HOUR).unwrap_or(d.cooldown),
+        cooldown: st
+            .duration(r, "cooldown", Duration::ZERO, HOUR)
+            .unwrap_or(d.cooldown),
         give_up_after: st
-            .integer(r, "give_up_after", 0, 100, "0 disables the \"scaling did not help\" guard")
+            .integer(
+                r,
+                "give_up_after",
+                0,
+                100,
+                "0 disables the \"scaling did not help\" guard",
+            )
             .unwrap_or(d.give_up_after),
         min_improvement_pct: st
-            .integer(r, "min_improvement_pct", 1, 100, "the percentage by which latency must fall or throughput rise")
+            .integer(
+                r,
+                "min_improvement_pct",
+                1,
+                100,
+                "the percentage by which latency must fall or throughput rise",
+            )
             .unwrap_or(d.min_improvement_pct),
     };
     st.finish(r);
@@ -304,7 +403,7 @@ fn read_scale_down(r: &mut Reader<'_>, t: &mut TableReader<'_, '_>, up: &ScaleUp
             Some("scale-down uses `scale_up.metric` over `scale_down.window`; set the metric in [service.scale_up]".into()),
         );
     }
-    let below = read_threshold(r, &mut st, up.metric, "below_ms", "below", None);
+    let below = read_threshold(r, &mut st, up.metric, "below_ms", "below", Some(d.below));
     // Latency metrics default to a quarter of the scale-up threshold; for the
     // per-instance metrics read_threshold has reported the missing key.
     let below = below.unwrap_or(d.below);
@@ -312,9 +411,13 @@ fn read_scale_down(r: &mut Reader<'_>, t: &mut TableReader<'_, '_>, up: &ScaleUp
         metric: up.metric,
         below,
         window: st.duration(r, "window", SEC, HOUR).unwrap_or(d.window),
-        stabilization: st.duration(r, "stabilization", Duration::ZERO, 4 * HOUR).unwrap_or(d.stabilization),
+        stabilization: st
+            .duration(r, "stabilization", Duration::ZERO, 4 * HOUR)
+            .unwrap_or(d.stabilization),
         step: st.step(r, "step", 1024).unwrap_or(d.step),
-        cooldown: st.duration(r, "cooldown", Duration::ZERO, HOUR).unwrap_or(d.cooldown),
+        cooldown: st
+            .duration(r, "cooldown", Duration::ZERO, HOUR)
+            .unwrap_or(d.cooldown),
     };
     st.finish(r);
     out
@@ -326,9 +429,15 @@ fn read_health(r: &mut Reader<'_>, t: &mut TableReader<'_, '_>) -> Health {
         return d;
     };
     let out = Health {
-        path: ht.string(r, "path", "a request path such as \"/health\"").unwrap_or(d.path),
-        interval: ht.duration(r, "interval", 100 * MS, HOUR).unwrap_or(d.interval),
-        timeout: ht.duration(r, "timeout", 10 * MS, 60 * SEC).unwrap_or(d.timeout),
+        path: ht
+            .string(r, "path", "a request path such as \"/health\"")
+            .unwrap_or(d.path),
+        interval: ht
+            .duration(r, "interval", 100 * MS, HOUR)
+            .unwrap_or(d.interval),
+        timeout: ht
+            .duration(r, "timeout", 10 * MS, 60 * SEC)
+            .unwrap_or(d.timeout),
         unhealthy_after: ht
             .integer(r, "unhealthy_after", 1, 100, "consecutive failed checks")
             .unwrap_or(d.unhealthy_after),
@@ -338,10 +447,20 @@ fn read_health(r: &mut Reader<'_>, t: &mut TableReader<'_, '_>) -> Health {
         eject_after: ht
             .integer(r, "eject_after", 1, 1000, "consecutive failed requests")
             .unwrap_or(d.eject_after),
-        eject_for: ht.duration(r, "eject_for", SEC, HOUR).unwrap_or(d.eject_for),
-        eject_max: ht.duration(r, "eject_max", SEC, 24 * HOUR).unwrap_or(d.eject_max),
+        eject_for: ht
+            .duration(r, "eject_for", SEC, HOUR)
+            .unwrap_or(d.eject_for),
+        eject_max: ht
+            .duration(r, "eject_max", SEC, 24 * HOUR)
+            .unwrap_or(d.eject_max),
         max_ejected_pct: ht
-            .integer(r, "max_ejected_pct", 0, 100, "percent of the service's instances")
+            .integer(
+                r,
+                "max_ejected_pct",
+                0,
+                100,
+                "percent of the service's instances",
+            )
             .unwrap_or(d.max_ejected_pct),
     };
     ht.finish(r);
@@ -354,9 +473,17 @@ fn read_hold(r: &mut Reader<'_>, t: &mut TableReader<'_, '_>) -> Hold {
         return d;
     };
     let out = Hold {
-        max_wait: ht.duration(r, "max_wait", Duration::ZERO, 10 * 60 * SEC).unwrap_or(d.max_wait),
+        max_wait: ht
+            .duration(r, "max_wait", Duration::ZERO, 10 * 60 * SEC)
+            .unwrap_or(d.max_wait),
         max_queue: ht
-            .integer(r, "max_queue", 0, 1_000_000, "0 disables holding: 503 at once when no instance is ready")
+            .integer(
+                r,
+                "max_queue",
+                0,
+                1_000_000,
+                "0 disables holding: 503 at once when no instance is ready",
+            )
             .unwrap_or(d.max_queue),
     };
     ht.finish(r);
@@ -370,8 +497,20 @@ fn read_retry(r: &mut Reader<'_>, t: &mut TableReader<'_, '_>) -> Retry {
     let Some(mut rt) = t.table(r, "retry") else {
         return d;
     };
-    let attempts = rt.integer(r, "attempts", 0, 10, "retries after the first try; 0 disables retries");
-    let budget_pct = rt.integer(r, "budget_pct", 0, 100, "retries may add at most this percentage of requests");
+    let attempts = rt.integer(
+        r,
+        "attempts",
+        0,
+        10,
+        "retries after the first try; 0 disables retries",
+    );
+    let budget_pct = rt.integer(
+        r,
+        "budget_pct",
+        0,
+        100,
+        "retries may add at most this percentage of requests",
+    );
     let path = rt.key_path("on");
     let on = match rt.get(r, "on") {
         None => d.on.clone(),
@@ -390,10 +529,12 @@ fn read_retry(r: &mut Reader<'_>, t: &mut TableReader<'_, '_>) -> Retry {
                         Ok(c) => out.push(c),
                         Err(why) => {
                             let hint = match item.get_ref() {
-                                DeValue::String(s) => match crate::suggest::did_you_mean(s, &RETRY_NAMES) {
-                                    Some(best) => format!("did you mean \"{best}\"?"),
-                                    None => format!("conditions: {}", RETRY_NAMES.join(", ")),
-                                },
+                                DeValue::String(s) => {
+                                    match crate::suggest::did_you_mean(s, &RETRY_NAMES) {
+                                        Some(best) => format!("did you mean \"{best}\"?"),
+                                        None => format!("conditions: {}", RETRY_NAMES.join(", ")),
+                                    }
+                                }
                                 _ => format!("conditions are strings: {}", RETRY_NAMES.join(", ")),
                             };
                             r.error(item.span(), &ipath, why, Some(hint));
@@ -406,7 +547,10 @@ fn read_retry(r: &mut Reader<'_>, t: &mut TableReader<'_, '_>) -> Retry {
                 r.error(
                     v.span(),
                     &path,
-                    format!("expected an array of retry conditions, found {}", describe(other)),
+                    format!(
+                        "expected an array of retry conditions, found {}",
+                        describe(other)
+                    ),
                     Some("write on = [\"connect-failure\", \"reset\", \"502\", \"503\"]".into()),
                 );
                 d.on.clone()
@@ -422,7 +566,8 @@ fn read_retry(r: &mut Reader<'_>, t: &mut TableReader<'_, '_>) -> Retry {
 }
 
 fn parse_retry_on(v: &DeValue<'_>) -> Result<RetryOn, String> {
-    let expected = "expected a retry condition (connect-failure, reset, timeout, 5xx or a status 500..599)";
+    let expected =
+        "expected a retry condition (connect-failure, reset, timeout, 5xx or a status 500..599)";
     let code = match v {
         DeValue::String(s) => match s.as_ref() {
             "connect-failure" => return Ok(RetryOn::ConnectFailure),
@@ -440,6 +585,8 @@ fn parse_retry_on(v: &DeValue<'_>) -> Result<RetryOn, String> {
     if (500..=599).contains(&code) {
         Ok(RetryOn::Status(code as u16))
     } else {
-        Err(format!("{expected}, found status {code}: only 5xx responses are retried"))
+        Err(format!(
+            "{expected}, found status {code}: only 5xx responses are retried"
+        ))
     }
 }

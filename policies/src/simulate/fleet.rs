@@ -26,7 +26,12 @@ impl Fleet {
     /// An empty fleet whose instances take `start_time` to become ready and
     /// `drain_time` to leave once stopped.
     pub fn new(start_time: Duration, drain_time: Duration) -> Self {
-        Fleet { instances: Vec::new(), next_id: 1, start_time, drain_time }
+        Fleet {
+            instances: Vec::new(),
+            next_id: 1,
+            start_time,
+            drain_time,
+        }
     }
 
     /// Adds `n` instances that are already ready at `now` (the steady state a
@@ -35,7 +40,11 @@ impl Fleet {
         for _ in 0..n {
             let id = InstanceId(self.next_id);
             self.next_id += 1;
-            self.instances.push(SimInstance { id, state: InstanceState::Ready, since: now });
+            self.instances.push(SimInstance {
+                id,
+                state: InstanceState::Ready,
+                since: now,
+            });
         }
     }
 
@@ -43,7 +52,12 @@ impl Fleet {
     pub fn views(&self) -> Vec<InstanceView> {
         self.instances
             .iter()
-            .map(|i| InstanceView { id: i.id, state: i.state, since: i.since, inflight: 0 })
+            .map(|i| InstanceView {
+                id: i.id,
+                state: i.state,
+                since: i.since,
+                inflight: 0,
+            })
             .collect()
     }
 
@@ -55,7 +69,11 @@ impl Fleet {
     fn start(&mut self, now: Timestamp) {
         let id = InstanceId(self.next_id);
         self.next_id += 1;
-        self.instances.push(SimInstance { id, state: InstanceState::Starting, since: now });
+        self.instances.push(SimInstance {
+            id,
+            state: InstanceState::Starting,
+            since: now,
+        });
     }
 
     /// Carries out the Decider's actions.
@@ -68,7 +86,11 @@ impl Fleet {
                     }
                 }
                 Action::Stop { instances, .. } => {
-                    for inst in self.instances.iter_mut().filter(|i| instances.contains(&i.id)) {
+                    for inst in self
+                        .instances
+                        .iter_mut()
+                        .filter(|i| instances.contains(&i.id))
+                    {
                         inst.state = InstanceState::Draining;
                         inst.since = now;
                     }

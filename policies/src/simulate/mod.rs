@@ -22,7 +22,9 @@ pub use fleet::Fleet;
 pub use trace::{parse_trace, Sample, Trace, COLUMNS};
 
 use crate::clock::Timestamp;
-use crate::decide::{fmt_metric, metric_value, Action, Decider, LatencySummary, Observation, Rule, WindowStats};
+use crate::decide::{
+    fmt_metric, metric_value, Action, Decider, LatencySummary, Observation, Rule, WindowStats,
+};
 use crate::error::PolicyError;
 use crate::model::{Metric, ServicePolicy, StartStrategy};
 
@@ -128,7 +130,12 @@ pub struct SimReport {
 }
 
 /// Runs `policy` over `trace`.
-pub fn simulate(policy: &ServicePolicy, trace: &Trace, opts: &SimOptions, trace_name: &str) -> Result<SimReport, PolicyError> {
+pub fn simulate(
+    policy: &ServicePolicy,
+    trace: &Trace,
+    opts: &SimOptions,
+    trace_name: &str,
+) -> Result<SimReport, PolicyError> {
     let metric = policy.scale_up.metric;
     check_columns(metric, trace, trace_name)?;
     let scale_latency = trace.has("instances");
@@ -184,9 +191,18 @@ pub fn simulate(policy: &ServicePolicy, trace: &Trace, opts: &SimOptions, trace_
                 Rule::Replace | Rule::StartTimeout => summary.replacements += 1,
                 _ => {}
             }
-            actions.push(ActionRecord { kind, count, rule: format!("{:?}", r.rule), reason: r.text.clone() });
+            actions.push(ActionRecord {
+                kind,
+                count,
+                rule: format!("{:?}", r.rule),
+                reason: r.text.clone(),
+            });
         }
-        if decision.notes.iter().any(|n| n.rule == Rule::ScalingIneffective) {
+        if decision
+            .notes
+            .iter()
+            .any(|n| n.rule == Rule::ScalingIneffective)
+        {
             summary.guard_tripped = true;
         }
         ticks.push(TickRecord {
@@ -240,7 +256,11 @@ fn check_columns(metric: Metric, trace: &Trace, name: &str) -> Result<(), Policy
 fn adjust(s: &Sample, ready: u32, scale_latency: bool) -> Sample {
     let mut out = s.clone();
     if let (true, Some(recorded)) = (scale_latency, s.instances) {
-        let factor = if ready == 0 { 1.0 } else { recorded.max(1.0) / f64::from(ready) };
+        let factor = if ready == 0 {
+            1.0
+        } else {
+            recorded.max(1.0) / f64::from(ready)
+        };
         for l in out.latency.iter_mut().flatten() {
             *l *= factor;
         }
@@ -278,7 +298,13 @@ fn window(seen: &[Sample], len: Duration) -> WindowStats {
     });
     let total: f64 = rows.iter().map(|r| r.rps.unwrap_or(0.0)).sum();
     WindowStats {
-        requests: if rps_known { total.round() as u64 } else if any_latency { rows.len() as u64 } else { 0 },
+        requests: if rps_known {
+            total.round() as u64
+        } else if any_latency {
+            rows.len() as u64
+        } else {
+            0
+        },
         rps: total / n,
         inflight: rows.iter().map(|r| r.inflight.unwrap_or(0.0)).sum::<f64>() / n,
         latency,
@@ -290,7 +316,10 @@ impl SimReport {
     /// `all`), then the totals.
     pub fn render(&self, all: bool) -> String {
         let metric = self.metric.as_str();
-        let m = Metric::ALL.iter().find(|(n, _)| *n == metric).map_or(Metric::P99, |(_, m)| *m);
+        let m = Metric::ALL
+            .iter()
+            .find(|(n, _)| *n == metric)
+            .map_or(Metric::P99, |(_, m)| *m);
         let mut out = format!(
             "service \"{}\": scale up when {metric} > {}; instances assumed to start in {} ms{}\n\n",
             self.service,
@@ -298,7 +327,10 @@ impl SimReport {
             self.start_time_ms,
             if self.latency_model { "; latency rescaled by recorded/simulated instances" } else { "" }
         );
-        out.push_str(&format!("{:>7}  {:>14}  {:>9}  {:<24}  {}\n", "time", metric, "req/s", "instances", "decision"));
+        out.push_str(&format!(
+            "{:>7}  {:>14}  {:>9}  {:<24}  {}\n",
+            "time", metric, "req/s", "instances", "decision"
+        ));
         for t in &self.ticks {
             if !all && t.actions.is_empty() && t.notes.is_empty() {
                 continue;
@@ -323,9 +355,15 @@ impl SimReport {
             }
             for (i, line) in lines.iter().enumerate() {
                 if i == 0 {
-                    out.push_str(&format!("{:>6}s  {:>14}  {:>9}  {:<24}  {line}\n", t.t, mv, rps, inst));
+                    out.push_str(&format!(
+                        "{:>6}s  {:>14}  {:>9}  {:<24}  {line}\n",
+                        t.t, mv, rps, inst
+                    ));
                 } else {
-                    out.push_str(&format!("{:>7}  {:>14}  {:>9}  {:<24}  {line}\n", "", "", "", ""));
+                    out.push_str(&format!(
+                        "{:>7}  {:>14}  {:>9}  {:<24}  {line}\n",
+                        "", "", "", ""
+                    ));
                 }
             }
         }
