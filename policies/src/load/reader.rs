@@ -103,6 +103,19 @@ pub(crate) fn int_value(v: &DeValue<'_>) -> Option<i64> {
     }
 }
 
+/// Records that the value `v` at `path` is unacceptable; returns `None` so
+/// typed getters can end with it.
+fn reject<T>(
+    r: &mut Reader<'_>,
+    v: &Value<'_>,
+    path: &str,
+    message: String,
+    hint: impl Into<String>,
+) -> Option<T> {
+    r.error(v.span(), path, message, Some(hint.into()));
+    None
+}
+
 /// A table being read: tracks which keys were asked for.
 pub(crate) struct TableReader<'a, 'i> {
     table: &'a DeTable<'i>,
@@ -191,18 +204,16 @@ impl<'a, 'i> TableReader<'a, 'i> {
         let v = self.get(r, key)?;
         match v.get_ref() {
             DeValue::Table(t) => Some(TableReader::new(t, path, v.span())),
-            other => {
-                r.error(
-                    v.span(),
-                    &path,
-                    format!("expected a table, found {}", describe(other)),
-                    Some(format!(
-                        "write `[{}]` on its own line, or an inline table `{key} = {{ ... }}`",
-                        generic_path(&path)
-                    )),
-                );
-                None
-            }
+            other => reject(
+                r,
+                v,
+                &path,
+                format!("expected a table, found {}", describe(other)),
+                format!(
+                    "write `[{}]` on its own line, or an inline table `{key} = {{ ... }}`",
+                    generic_path(&path)
+                ),
+            ),
         }
     }
 
@@ -211,15 +222,13 @@ impl<'a, 'i> TableReader<'a, 'i> {
         let v = self.get(r, key)?;
         match v.get_ref() {
             DeValue::String(s) => Some(s.to_string()),
-            other => {
-                r.error(
-                    v.span(),
-                    &path,
-                    format!("expected {what} (a string), found {}", describe(other)),
-                    Some("put the value in double quotes".into()),
-                );
-                None
-            }
+            other => reject(
+                r,
+                v,
+                &path,
+                format!("expected {what} (a string), found {}", describe(other)),
+                "put the value in double quotes",
+            ),
         }
     }
 
@@ -228,15 +237,13 @@ impl<'a, 'i> TableReader<'a, 'i> {
         let v = self.get(r, key)?;
         match v.get_ref() {
             DeValue::Boolean(b) => Some(*b),
-            other => {
-                r.error(
-                    v.span(),
-                    &path,
-                    format!("expected true or false, found {}", describe(other)),
-                    Some("write true or false without quotes".into()),
-                );
-                None
-            }
+            other => reject(
+                r,
+                v,
+                &path,
+                format!("expected true or false, found {}", describe(other)),
+                "write true or false without quotes",
+            ),
         }
     }
 
@@ -255,37 +262,28 @@ impl<'a, 'i> TableReader<'a, 'i> {
         match v.get_ref() {
             DeValue::Integer(_) => match int_value(v.get_ref()) {
                 Some(n) if n >= i64::from(min) && n <= i64::from(max) => u32::try_from(n).ok(),
-                _ => {
-                    r.error(
-                        v.span(),
-                        &path,
-                        format!("{expected}, found {}", describe(v.get_ref())),
-                        Some(hint.to_string()),
-                    );
-                    None
-                }
-            },
-            DeValue::String(s) if s.trim().parse::<i64>().is_ok() => {
-                r.error(
-                    v.span(),
+                _ => reject(
+                    r,
+                    v,
                     &path,
                     format!("{expected}, found {}", describe(v.get_ref())),
-                    Some(format!(
-                        "write the number without quotes: {key} = {}",
-                        s.trim()
-                    )),
-                );
-                None
-            }
-            other => {
-                r.error(
-                    v.span(),
-                    &path,
-                    format!("{expected}, found {}", describe(other)),
-                    Some(hint.to_string()),
-                );
-                None
-            }
+                    hint,
+                ),
+            },
+            DeValue::String(s) if s.trim().parse::<i64>().is_ok() => reject(
+                r,
+                v,
+                &path,
+                format!("{expected}, found {}", describe(v.get_ref())),
+                format!("write the number without quotes: {key} = {}", s.trim()),
+            ),
+            other => reject(
+                r,
+                v,
+                &path,
+                format!("{expected}, found {}", describe(other)),
+                hint,
+            ),
         }
     }
 
@@ -307,18 +305,16 @@ impl<'a, 'i> TableReader<'a, 'i> {
         };
         match n {
             Some(n) if n.is_finite() && n > 0.0 && n <= max => Some(n),
-            _ => {
-                r.error(
-                    v.span(),
-                    &path,
-                    format!(
-                        "expected {what} greater than 0 and at most {max}, found {}",
-                        describe(v.get_ref())
-                    ),
-                    Some(hint.to_string()),
-                );
-                None
-            }
+            _ => reject(
+                r,
+                v,
+                &path,
+                format!(
+                    "expected {what} greater than 0 and at most {max}, found {}",
+                    describe(v.get_ref())
+                ),
+                hint,
+            ),
         }
     }
 
@@ -354,15 +350,13 @@ impl<'a, 'i> TableReader<'a, 'i> {
         };
         match parsed {
             Ok(d) if d >= min && d <= max => Some(Dur(d)),
-            Ok(d) => {
-                r.error(
-                    v.span(),
-                    &path,
-                    format!("expected a duration in {range}, found \"{}\"", Dur(d)),
-                    Some(format!("choose a value from {range}")),
-                );
-                None
-            }
+            Ok(d) => reject(
+                r,
+                v,
+                &path,
+                format!("expected a duration in {range}, found \"{}\"", Dur(d)),
+                format!("choose a value from {range}"),
+            ),
             Err(why) => {
                 r.error(
                     v.span(),
@@ -396,15 +390,13 @@ impl<'a, 'i> TableReader<'a, 'i> {
         let range = format!("{}..{}", ByteSize(min), ByteSize(max));
         match parsed {
             Ok(b) if b.0 >= min && b.0 <= max => Some(b),
-            Ok(b) => {
-                r.error(
-                    v.span(),
-                    &path,
-                    format!("expected a size in {range}, found {b}"),
-                    Some(format!("choose a value from {range}")),
-                );
-                None
-            }
+            Ok(b) => reject(
+                r,
+                v,
+                &path,
+                format!("expected a size in {range}, found {b}"),
+                format!("choose a value from {range}"),
+            ),
             Err(why) => {
                 r.error(
                     v.span(),
@@ -493,26 +485,24 @@ impl<'a, 'i> TableReader<'a, 'i> {
                     Some(best) => format!("did you mean \"{best}\"?"),
                     None => format!("choose one of: {list}"),
                 };
-                r.error(
-                    v.span(),
+                reject(
+                    r,
+                    v,
                     &path,
                     format!("expected one of {list}, found \"{s}\""),
-                    Some(hint),
-                );
-                None
+                    hint,
+                )
             }
-            other => {
-                r.error(
-                    v.span(),
-                    &path,
-                    format!(
-                        "expected one of {list} (a string), found {}",
-                        describe(other)
-                    ),
-                    Some("put the value in double quotes".into()),
-                );
-                None
-            }
+            other => reject(
+                r,
+                v,
+                &path,
+                format!(
+                    "expected one of {list} (a string), found {}",
+                    describe(other)
+                ),
+                "put the value in double quotes",
+            ),
         }
     }
 
