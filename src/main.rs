@@ -38,7 +38,7 @@ enum Command {
 enum PolicyCmd {
     /// Validate policy files; prints every problem with file:line:col and exits non-zero if any.
     #[command(
-        after_help = "Examples:\n  twinkle policy check rubis.toml\n  twinkle policy check policies/examples/*.toml"
+        after_help = "Exit status: 0 when every file is valid, 1 when any is not, 2 for a usage error.\n\nExamples:\n  twinkle policy check rubis.toml\n  twinkle policy check policies/examples/*.toml"
     )]
     Check {
         /// Policy files to check.
