@@ -9,6 +9,11 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+/// The guest programs built from guests/ by build.rs.
+mod guest_apps {
+    include!(concat!(env!("OUT_DIR"), "/guest_apps.rs"));
+}
+
 /// Autoscaling load-balancer appliance: web apps in KVM VMs started from
 /// snapshots in milliseconds when response times grow.
 #[derive(Parser, Debug)]
@@ -32,6 +37,41 @@ enum Command {
     /// Check, explain and simulate policy files (the TOML that drives scaling).
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// Run one KVM virtual machine (one process per VM).
+    #[command(subcommand)]
+    Vm(VmCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum VmCmd {
+    /// Boot a guest program in a new VM and run it until it exits; its HTTP service is served on --listen.
+    #[command(after_help = "Embedded apps: hello (HTTP server), crash (fails on purpose: --arg MODE), memtouch (touches memory: --arg mib=N --arg pattern=seq|random|stride).\n\nExit status: the guest's exit code; 101 guest panic; 134 guest fault; 70 VMM error; 143 stopped.\n\nExamples:\n  twinkle vm run --app hello --listen 127.0.0.1:8080\n  twinkle vm run --app crash --arg null\n  twinkle vm run --elf ./my-guest --mem-mib 64 --connect redis=127.0.0.1:6379")]
+    Run(VmRunArgs),
+}
+
+#[derive(Args, Debug)]
+struct VmRunArgs {
+    /// An embedded guest program (hello, crash, memtouch).
+    #[arg(long, value_name = "NAME", conflicts_with = "elf", required_unless_present = "elf")]
+    app: Option<String>,
+    /// A guest ELF file (static, non-PIE, built for the twinkle guest ABI).
+    #[arg(long, value_name = "PATH")]
+    elf: Option<PathBuf>,
+    /// Guest memory in MiB (even, at least 8).
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    mem_mib: u32,
+    /// Accept TCP connections here and hand them to the guest (port 0: any free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// An outbound endpoint the guest may connect to by name.
+    #[arg(long, value_name = "NAME=HOST:PORT")]
+    connect: Vec<String>,
+    /// An argument for the guest program (repeatable).
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    args: Vec<String>,
+    /// Most connections open at once.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    max_conns: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -96,7 +136,7 @@ fn parse_duration_arg(s: &str) -> Result<Duration, String> {
 fn init_logging(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn",
+        (false, 0) => "warn,guest=info",
         (false, 1) => "debug",
         (false, _) => "trace",
     };
@@ -122,7 +162,43 @@ fn main() -> ExitCode {
 fn run(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Policy(p) => policy(p),
+        Command::Vm(VmCmd::Run(a)) => vm_run(a),
     }
+}
+
+fn vm_run(a: VmRunArgs) -> Result<ExitCode> {
+    let (elf, name) = match (&a.app, &a.elf) {
+        (Some(app), _) => {
+            let Some((_, bytes)) = guest_apps::APPS.iter().find(|(n, _)| n == app) else {
+                let known: Vec<&str> = guest_apps::APPS.iter().map(|(n, _)| *n).collect();
+                anyhow::bail!("no embedded app named {app:?}; embedded apps: {}", known.join(", "));
+            };
+            (bytes.to_vec(), app.clone())
+        }
+        (None, Some(path)) => {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read guest ELF {}", path.display()))?;
+            (bytes, path.display().to_string())
+        }
+        (None, None) => anyhow::bail!("give --app NAME or --elf PATH"),
+    };
+    let opts = vmm_lite::launch::RunOptions {
+        elf,
+        name: name.clone(),
+        mem_mib: a.mem_mib,
+        listen: a.listen,
+        connect: a.connect,
+        args: a.args,
+        max_conns: a.max_conns,
+    };
+    let exit = vmm_lite::launch::run(opts, |addr| {
+        println!("listening {addr}");
+    })
+    .with_context(|| format!("cannot start VM for {name}"))?;
+    match &exit {
+        vmm_lite::VmExit::Exited(0) => tracing::info!("{name}: {exit}"),
+        _ => eprintln!("{name}: {exit}"),
+    }
+    Ok(ExitCode::from(exit.code()))
 }
 
 fn policy(cmd: PolicyCmd) -> Result<ExitCode> {

@@ -1,0 +1,235 @@
+//! The guest's memory allocator, and the free-page bitmap it keeps.
+//!
+//! Pages (4 KiB) are handed out from a bitmap with one bit per page of guest
+//! memory, 1 = free. The bitmap lives where the boot-info page says and is the
+//! one the VMM reads at snapshot time: a page whose bit is set holds nothing
+//! the guest needs, so the VMM neither saves nor fetches it (free-page
+//! avoidance) and may hand it back as zeros. Small objects (up to 2 KiB) come
+//! from slab pages carved into blocks of one power-of-two size; slab pages are
+//! kept (not returned) once made, so their bits stay 0. Large objects are runs
+//! of pages, returned to the bitmap when freed.
+//!
+//! The guest is single-threaded: a flag catches re-entrance (an allocation
+//! from inside the allocator) and stops with a clear message.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::UnsafeCell;
+use core::ptr;
+
+const PAGE: usize = 4096;
+const CLASSES: usize = 8; // 16, 32, ..., 2048
+const MIN_CLASS: usize = 16;
+const MAX_SMALL: usize = 2048;
+
+struct State {
+    bitmap: *mut u64,
+    pages: usize,
+    heap_first: usize,
+    heap_last: usize,
+    hint: usize,
+    free_lists: [*mut u8; CLASSES],
+    used_pages: usize,
+    busy: bool,
+}
+
+/// The global allocator of a guest.
+pub struct PageAllocator {
+    state: UnsafeCell<State>,
+}
+
+// SAFETY: guests are single-threaded (one vCPU, no interrupts); re-entrance is
+// detected with `busy`.
+unsafe impl Sync for PageAllocator {}
+
+impl PageAllocator {
+    /// An allocator that is not initialized yet (allocations fail).
+    pub const fn new() -> Self {
+        PageAllocator {
+            state: UnsafeCell::new(State {
+                bitmap: ptr::null_mut(),
+                pages: 0,
+                heap_first: 0,
+                heap_last: 0,
+                hint: 0,
+                free_lists: [ptr::null_mut(); CLASSES],
+                used_pages: 0,
+                busy: false,
+            }),
+        }
+    }
+
+    /// Sets up the bitmap: every page used, then the heap pages free.
+    ///
+    /// # Safety
+    /// Called once, before any allocation, with the boot info's values: the
+    /// bitmap area holds `pages` bits and the heap range is memory nobody else uses.
+    pub unsafe fn init(&self, bitmap: u64, pages: u64, heap_start: u64, heap_end: u64) {
+        // SAFETY: single-threaded; no allocation is in progress during init.
+        let s = unsafe { &mut *self.state.get() };
+        s.bitmap = bitmap as *mut u64;
+        s.pages = pages as usize;
+        let words = s.pages.div_ceil(64);
+        for w in 0..words {
+            // SAFETY: the bitmap area holds `pages` bits (caller's contract).
+            unsafe { s.bitmap.add(w).write_volatile(0) };
+        }
+        s.heap_first = (heap_start as usize).div_ceil(PAGE);
+        s.heap_last = (heap_end as usize) / PAGE;
+        for p in s.heap_first..s.heap_last.min(s.pages) {
+            s.set_free(p, true);
+        }
+        s.hint = s.heap_first;
+    }
+
+    /// Pages in use (slabs and large objects).
+    pub fn used_pages(&self) -> usize {
+        // SAFETY: a read of a plain field; single-threaded.
+        unsafe { (*self.state.get()).used_pages }
+    }
+
+    /// Pages free in the heap.
+    pub fn free_pages(&self) -> usize {
+        // SAFETY: as above.
+        let s = unsafe { &*self.state.get() };
+        (s.heap_last - s.heap_first).saturating_sub(s.used_pages)
+    }
+}
+
+impl Default for PageAllocator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl State {
+    fn is_free(&self, p: usize) -> bool {
+        // SAFETY: callers pass p < pages; the bitmap holds `pages` bits.
+        unsafe { self.bitmap.add(p / 64).read_volatile() >> (p % 64) & 1 == 1 }
+    }
+
+    fn set_free(&mut self, p: usize, free: bool) {
+        // SAFETY: as in `is_free`.
+        unsafe {
+            let w = self.bitmap.add(p / 64);
+            let v = w.read_volatile();
+            let bit = 1u64 << (p % 64);
+            w.write_volatile(if free { v | bit } else { v & !bit });
+        }
+    }
+
+    /// First-fit run of `n` free pages whose first page is a multiple of `align`.
+    fn find_run(&self, n: usize, align: usize, from: usize) -> Option<usize> {
+        let end = self.heap_last.min(self.pages);
+        let mut p = from.max(self.heap_first).next_multiple_of(align);
+        while p + n <= end {
+            // Skip whole used words quickly.
+            if p % 64 == 0 {
+                // SAFETY: p < pages, so word p/64 is inside the bitmap.
+                let word = unsafe { self.bitmap.add(p / 64).read_volatile() };
+                if word == 0 {
+                    p = (p + 64).next_multiple_of(align);
+                    continue;
+                }
+            }
+            match (p..p + n).find(|&q| !self.is_free(q)) {
+                None => return Some(p),
+                Some(used) => p = (used + 1).next_multiple_of(align),
+            }
+        }
+        None
+    }
+
+    fn alloc_pages(&mut self, n: usize, align: usize) -> *mut u8 {
+        let start = self.find_run(n, align, self.hint).or_else(|| self.find_run(n, align, self.heap_first));
+        let Some(p) = start else {
+            return ptr::null_mut();
+        };
+        for q in p..p + n {
+            self.set_free(q, false);
+        }
+        self.used_pages += n;
+        if n == 1 {
+            self.hint = p + 1;
+        }
+        (p * PAGE) as *mut u8
+    }
+
+    fn free_pages(&mut self, at: *mut u8, n: usize) {
+        let p = at as usize / PAGE;
+        for q in p..p + n {
+            if q >= self.heap_first && q < self.heap_last {
+                self.set_free(q, true);
+            }
+        }
+        self.used_pages = self.used_pages.saturating_sub(n);
+        if p < self.hint {
+            self.hint = p;
+        }
+    }
+}
+
+fn class_of(layout: &Layout) -> Option<usize> {
+    let size = layout.size().max(layout.align()).max(MIN_CLASS);
+    if size > MAX_SMALL {
+        return None;
+    }
+    let size = size.next_power_of_two();
+    Some(size.trailing_zeros() as usize - MIN_CLASS.trailing_zeros() as usize)
+}
+
+unsafe impl GlobalAlloc for PageAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: single-threaded; `busy` rejects re-entrance below.
+        let s = unsafe { &mut *self.state.get() };
+        if s.busy {
+            crate::hypercall::panic_exit(b"allocator re-entered");
+        }
+        s.busy = true;
+        let out = match class_of(&layout) {
+            Some(c) => {
+                if s.free_lists[c].is_null() {
+                    let page = s.alloc_pages(1, 1);
+                    if !page.is_null() {
+                        let block = MIN_CLASS << c;
+                        let mut off = 0;
+                        while off + block <= PAGE {
+                            // SAFETY: the block lies inside the page just allocated.
+                            unsafe {
+                                let b = page.add(off);
+                                b.cast::<*mut u8>().write(s.free_lists[c]);
+                                s.free_lists[c] = b;
+                            }
+                            off += block;
+                        }
+                    }
+                }
+                let head = s.free_lists[c];
+                if !head.is_null() {
+                    // SAFETY: free blocks hold the next pointer in their first word.
+                    s.free_lists[c] = unsafe { head.cast::<*mut u8>().read() };
+                }
+                head
+            }
+            None => {
+                let n = layout.size().div_ceil(PAGE);
+                let align = (layout.align() / PAGE).max(1);
+                s.alloc_pages(n, align)
+            }
+        };
+        s.busy = false;
+        out
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        // SAFETY: single-threaded, as in alloc.
+        let s = unsafe { &mut *self.state.get() };
+        match class_of(&layout) {
+            Some(c) => {
+                // SAFETY: `p` was a block of this class; it becomes the list head.
+                unsafe { p.cast::<*mut u8>().write(s.free_lists[c]) };
+                s.free_lists[c] = p;
+            }
+            None => s.free_pages(p, layout.size().div_ceil(PAGE)),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The clock page: monotonic and wall time the VMM keeps current (every 10 ms
+//! from the I/O thread), plus the TSC reading taken with them and the TSC rate,
+//! so the guest can interpolate between updates without an exit.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use guest_abi::{clock as C, layout as L};
+
+use crate::memory::{GuestAddr, GuestMemory};
+
+/// Reads the time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC is available on every x86-64 CPU and has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// The VMM's writer of the clock page.
+#[derive(Debug)]
+pub struct ClockPage {
+    start: Instant,
+    tsc0: u64,
+    seq: u32,
+}
+
+impl ClockPage {
+    /// Starts the monotonic clock at zero now.
+    pub fn new() -> Self {
+        ClockPage { start: Instant::now(), tsc0: rdtsc(), seq: 0 }
+    }
+
+    /// Writes the current time into the page (a seqlock: odd while writing).
+    pub fn update(&mut self, mem: &GuestMemory) {
+        let mono = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let tsc = rdtsc();
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        let ticks = tsc.wrapping_sub(self.tsc0);
+        let rate = if mono > 5_000_000 && ticks > 0 {
+            ((u128::from(mono) << 32) / u128::from(ticks)).min(u128::from(u64::MAX)) as u64
+        } else {
+            0
+        };
+        let base = L::CLOCK;
+        self.seq = self.seq.wrapping_add(1) | 1;
+        let _ = mem.store_u32(GuestAddr(base + C::SEQ), self.seq);
+        let _ = mem.store_u64_atomic(GuestAddr(base + C::MONO_NS), mono);
+        let _ = mem.store_u64_atomic(GuestAddr(base + C::WALL_NS), wall);
+        let _ = mem.store_u64_atomic(GuestAddr(base + C::TSC), tsc);
+        let _ = mem.store_u64_atomic(GuestAddr(base + C::NS_PER_TSC_Q32), rate);
+        self.seq = self.seq.wrapping_add(1);
+        let _ = mem.store_u32(GuestAddr(base + C::SEQ), self.seq);
+    }
+}
+
+impl Default for ClockPage {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,78 @@
+//! What `twinkle vm run` does, as a library call: bind the listener, resolve
+//! the endpoints, create the VM, run it, report how it ended.
+
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+
+use crate::error::{VmExit, VmmError};
+use crate::vm::{Vm, VmConfig};
+
+/// Options of one VM run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The guest ELF.
+    pub elf: Vec<u8>,
+    /// A name for messages (`hello`, or the ELF path).
+    pub name: String,
+    /// Guest memory in MiB.
+    pub mem_mib: u32,
+    /// Host address to accept connections on.
+    pub listen: Option<String>,
+    /// `NAME=HOST:PORT` outbound endpoints.
+    pub connect: Vec<String>,
+    /// Guest arguments.
+    pub args: Vec<String>,
+    /// Most open connections.
+    pub max_conns: usize,
+}
+
+/// Parses `NAME=HOST:PORT`, resolving the host.
+pub fn parse_endpoint(spec: &str) -> Result<(String, SocketAddr), VmmError> {
+    let (name, addr) = spec
+        .split_once('=')
+        .ok_or_else(|| VmmError::Config(format!("--connect {spec:?}: expected NAME=HOST:PORT, e.g. redis=127.0.0.1:6379")))?;
+    if name.is_empty() || name.len() > guest_abi::MAX_ENDPOINT_NAME {
+        return Err(VmmError::Config(format!(
+            "--connect {spec:?}: the name must have 1 to {} characters",
+            guest_abi::MAX_ENDPOINT_NAME
+        )));
+    }
+    let resolved = addr
+        .to_socket_addrs()
+        .map_err(|e| VmmError::Config(format!("--connect {spec:?}: cannot resolve {addr:?}: {e}")))?
+        .next()
+        .ok_or_else(|| VmmError::Config(format!("--connect {spec:?}: {addr:?} resolves to no address")))?;
+    Ok((name.to_string(), resolved))
+}
+
+/// Creates and runs the VM. `on_listening` is called with the bound address
+/// (useful with port 0) before the guest starts.
+pub fn run(opts: RunOptions, on_listening: impl FnOnce(SocketAddr)) -> Result<VmExit, VmmError> {
+    let endpoints = opts.connect.iter().map(|c| parse_endpoint(c)).collect::<Result<Vec<_>, _>>()?;
+    let listener = match &opts.listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr.as_str())
+                .map_err(|source| VmmError::Io { what: format!("cannot listen on {addr}"), source })?;
+            let local = l.local_addr().map_err(|source| VmmError::Io { what: "listener address".into(), source })?;
+            on_listening(local);
+            Some(l)
+        }
+        None => None,
+    };
+    let vm = Vm::create(VmConfig {
+        mem_mib: opts.mem_mib,
+        elf: opts.elf,
+        args: opts.args,
+        listener,
+        endpoints,
+        max_conns: opts.max_conns,
+    })?;
+    tracing::debug!(
+        app = %opts.name,
+        vm_create_us = vm.timings.vm_create_us,
+        load_us = vm.timings.load_us,
+        vcpu_us = vm.timings.vcpu_us,
+        ioeventfd = vm.uses_ioeventfd(),
+        "VM created"
+    );
+    Ok(vm.run())
+}

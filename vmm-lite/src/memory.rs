@@ -1,0 +1,247 @@
+//! Guest memory: one anonymous mapping, reached only through bounds-checked
+//! accessors keyed by [`GuestAddr`].
+//!
+//! Every read or write names a guest address and a length; both are checked
+//! against the mapping before any byte moves, so an address the guest hands us
+//! can never reach host memory outside it. The guest runs concurrently and may
+//! change any byte at any time: data is copied in and out (never borrowed as a
+//! Rust reference), and shared indices are read and written as atomics.
+//! The `unsafe` of this crate's memory handling lives in this file.
+
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// A guest physical address (equal to the guest virtual address: identity map).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct GuestAddr(pub u64);
+
+impl GuestAddr {
+    /// The address `n` bytes further, or `None` on overflow.
+    pub fn checked_add(self, n: u64) -> Option<GuestAddr> {
+        self.0.checked_add(n).map(GuestAddr)
+    }
+
+    /// The raw value.
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for GuestAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
+/// An access outside guest memory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("guest memory access of {len} bytes at {addr} is outside the {size:#x} bytes of guest memory")]
+pub struct OutOfBounds {
+    /// Start of the access.
+    pub addr: GuestAddr,
+    /// Its length.
+    pub len: u64,
+    /// Guest memory size.
+    pub size: u64,
+}
+
+/// Why guest memory could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    /// mmap failed.
+    #[error("cannot map {size} bytes of guest memory: {source}")]
+    Map {
+        /// Requested size.
+        size: u64,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The size is zero or not a multiple of 2 MiB.
+    #[error("guest memory size {0:#x} must be a non-zero multiple of 2 MiB")]
+    BadSize(u64),
+}
+
+/// The guest's memory: an anonymous private mapping, unmapped on drop.
+pub struct GuestMemory {
+    ptr: NonNull<u8>,
+    size: u64,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; all access goes
+// through methods that copy bytes or use atomics, which are sound to call from
+// any thread (the guest itself writes concurrently, as hardware would).
+unsafe impl Send for GuestMemory {}
+// SAFETY: see `Send`: no method hands out references into the mapping.
+unsafe impl Sync for GuestMemory {}
+
+impl GuestMemory {
+    /// Maps `size` bytes (a multiple of 2 MiB) of zeroed anonymous memory,
+    /// reserving no swap (MAP_NORESERVE) and asking for transparent huge pages.
+    pub fn new(size: u64) -> Result<GuestMemory, MemoryError> {
+        if size == 0 || size % guest_abi::HUGE_PAGE_SIZE != 0 {
+            return Err(MemoryError::BadSize(size));
+        }
+        let len = usize::try_from(size).map_err(|_| MemoryError::BadSize(size))?;
+        // SAFETY: a fresh anonymous mapping at an address the kernel chooses;
+        // no existing memory is affected. The result is checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(MemoryError::Map { size, source: std::io::Error::last_os_error() });
+        }
+        // SAFETY: `p` is the start of the `len`-byte mapping made above.
+        // MADV_HUGEPAGE is advice; failure only means 4 KiB host pages.
+        unsafe {
+            libc::madvise(p, len, libc::MADV_HUGEPAGE);
+        }
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| MemoryError::Map {
+            size,
+            source: std::io::Error::other("mmap returned null"),
+        })?;
+        Ok(GuestMemory { ptr, size })
+    }
+
+    /// Bytes of guest memory.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The host address of guest address 0, for KVM's memory slot.
+    pub fn host_base(&self) -> u64 {
+        self.ptr.as_ptr() as u64
+    }
+
+    /// Checks that `[addr, addr + len)` lies inside guest memory and returns
+    /// the offset of `addr`.
+    pub fn check(&self, addr: GuestAddr, len: u64) -> Result<usize, OutOfBounds> {
+        let oob = || OutOfBounds { addr, len, size: self.size };
+        let end = addr.0.checked_add(len).ok_or_else(oob)?;
+        if end > self.size {
+            return Err(oob());
+        }
+        usize::try_from(addr.0).map_err(|_| oob())
+    }
+
+    /// Copies `buf.len()` bytes from guest memory at `addr` into `buf`.
+    pub fn read(&self, addr: GuestAddr, buf: &mut [u8]) -> Result<(), OutOfBounds> {
+        let off = self.check(addr, buf.len() as u64)?;
+        // SAFETY: `check` proved [off, off + len) is inside the mapping; `buf`
+        // is a distinct host buffer, so the ranges cannot overlap.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    /// Copies `buf` into guest memory at `addr`.
+    pub fn write(&self, addr: GuestAddr, buf: &[u8]) -> Result<(), OutOfBounds> {
+        let off = self.check(addr, buf.len() as u64)?;
+        // SAFETY: as in `read`, with the direction reversed.
+        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), self.ptr.as_ptr().add(off), buf.len()) };
+        Ok(())
+    }
+
+    /// Sets `len` bytes at `addr` to `byte`.
+    pub fn fill(&self, addr: GuestAddr, len: u64, byte: u8) -> Result<(), OutOfBounds> {
+        let off = self.check(addr, len)?;
+        // SAFETY: `check` proved the range is inside the mapping.
+        unsafe { std::ptr::write_bytes(self.ptr.as_ptr().add(off), byte, len as usize) };
+        Ok(())
+    }
+
+    /// Reads a little-endian u64.
+    pub fn read_u64(&self, addr: GuestAddr) -> Result<u64, OutOfBounds> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Writes a little-endian u64.
+    pub fn write_u64(&self, addr: GuestAddr, v: u64) -> Result<(), OutOfBounds> {
+        self.write(addr, &v.to_le_bytes())
+    }
+
+    fn aligned<T>(&self, addr: GuestAddr) -> Result<*mut u8, OutOfBounds> {
+        let size = std::mem::size_of::<T>() as u64;
+        let off = self.check(addr, size)?;
+        if addr.0 % size != 0 {
+            return Err(OutOfBounds { addr, len: size, size: self.size });
+        }
+        // SAFETY: `check` proved the range is inside the mapping.
+        Ok(unsafe { self.ptr.as_ptr().add(off) })
+    }
+
+    /// Atomically loads an aligned u32 shared with the guest (acquire).
+    pub fn load_u32(&self, addr: GuestAddr) -> Result<u32, OutOfBounds> {
+        let p = self.aligned::<u32>(addr)?;
+        // SAFETY: `p` is in bounds and 4-byte aligned; AtomicU32 has the
+        // layout of u32, and all concurrent access to it is atomic.
+        Ok(unsafe { AtomicU32::from_ptr(p.cast::<u32>()) }.load(Ordering::Acquire))
+    }
+
+    /// Atomically stores an aligned u32 shared with the guest (release).
+    pub fn store_u32(&self, addr: GuestAddr, v: u32) -> Result<(), OutOfBounds> {
+        let p = self.aligned::<u32>(addr)?;
+        // SAFETY: as in `load_u32`.
+        unsafe { AtomicU32::from_ptr(p.cast::<u32>()) }.store(v, Ordering::Release);
+        Ok(())
+    }
+
+    /// Atomically stores an aligned u64 shared with the guest (release).
+    pub fn store_u64_atomic(&self, addr: GuestAddr, v: u64) -> Result<(), OutOfBounds> {
+        let p = self.aligned::<u64>(addr)?;
+        // SAFETY: as in `load_u32`, for an 8-byte aligned u64.
+        unsafe { AtomicU64::from_ptr(p.cast::<u64>()) }.store(v, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl Drop for GuestMemory {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`size` describe the mapping made in `new`, unmapped once.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.size as usize);
+        }
+    }
+}
+
+impl fmt::Debug for GuestMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GuestMemory({:#x} bytes)", self.size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accesses_are_bounds_checked() {
+        let m = GuestMemory::new(2 << 20).unwrap();
+        m.write(GuestAddr(0x1000), b"hello").unwrap();
+        let mut b = [0u8; 5];
+        m.read(GuestAddr(0x1000), &mut b).unwrap();
+        assert_eq!(&b, b"hello");
+        let end = m.size();
+        assert!(m.read(GuestAddr(end - 4), &mut b).is_err());
+        assert!(m.write(GuestAddr(u64::MAX - 2), b"xyz").is_err());
+        assert!(m.check(GuestAddr(end), 0).is_ok());
+        assert!(m.check(GuestAddr(end), 1).is_err());
+        assert!(m.load_u32(GuestAddr(2)).is_err(), "misaligned atomics are refused");
+        m.store_u32(GuestAddr(8), 7).unwrap();
+        assert_eq!(m.load_u32(GuestAddr(8)).unwrap(), 7);
+    }
+
+    #[test]
+    fn sizes_must_be_whole_huge_pages() {
+        assert!(matches!(GuestMemory::new(0), Err(MemoryError::BadSize(0))));
+        assert!(GuestMemory::new(3 << 20).is_err());
+    }
+}

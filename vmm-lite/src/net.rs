@@ -1,0 +1,508 @@
+//! The I/O thread: host TCP sockets behind the guest's stream-socket rings.
+//!
+//! One thread runs a single-threaded tokio runtime. It takes submissions from
+//! the guest's queue when the guest notifies (an eventfd, signalled by KVM's
+//! ioeventfd without a VMM exit), carries them out on real sockets, and posts
+//! completions, waking the vCPU if it waits. Per connection a reader task
+//! serves Recv in order and a writer task serves Send and Shutdown in order.
+//!
+//! Bounded by construction: the VMM takes a submission only while the
+//! operations it holds plus the completions not yet consumed fit in the
+//! completion queue, reads from a socket only into a buffer the guest posted,
+//! and moves data in chunks of at most 64 KiB: a slow peer or a guest that
+//! stops consuming stalls its own connections, never grows host memory.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use guest_abi::{errno, ring, Cqe, Op, Sqe};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::clock::ClockPage;
+use crate::control::VmShared;
+use crate::error::{GuestFault, VmExit};
+use crate::memory::{GuestAddr, GuestMemory};
+use crate::rings::HostRings;
+
+/// Largest chunk moved between a socket and guest memory at once.
+const CHUNK: usize = 64 * 1024;
+
+/// The guest's doorbell to the I/O thread: an eventfd, registered with KVM as
+/// an ioeventfd on the notify port when possible.
+#[derive(Debug)]
+pub struct Notifier {
+    fd: EventFd,
+}
+
+impl Notifier {
+    /// A non-blocking eventfd.
+    pub fn new() -> std::io::Result<Notifier> {
+        Ok(Notifier { fd: EventFd::new(libc::EFD_NONBLOCK)? })
+    }
+
+    /// The eventfd, for KVM's ioeventfd registration.
+    pub fn eventfd(&self) -> &EventFd {
+        &self.fd
+    }
+
+    /// Signals the I/O thread.
+    pub fn notify(&self) {
+        // A failed write (counter saturated) still leaves the fd readable.
+        let _ = self.fd.write(1);
+    }
+
+    /// Resets the counter.
+    fn drain(&self) {
+        let _ = self.fd.read();
+    }
+}
+
+impl AsRawFd for Notifier {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Network settings of one VM.
+#[derive(Debug)]
+pub struct NetConfig {
+    /// Inbound connections arrive here (already bound).
+    pub listener: Option<std::net::TcpListener>,
+    /// Outbound endpoints, in the order the guest numbers them.
+    pub endpoints: Vec<SocketAddr>,
+    /// Most connections open at once.
+    pub max_conns: usize,
+}
+
+enum Done {
+    Io { op_id: u64, result: i64, bytes: u64, inbound: bool },
+    Connected { op_id: u64, stream: std::io::Result<TcpStream> },
+}
+
+enum WriteCmd {
+    Send { op_id: u64, addr: u64, len: u32 },
+    Shutdown { op_id: u64 },
+}
+
+struct Conn {
+    recv_tx: mpsc::UnboundedSender<(u64, u64, u32)>,
+    write_tx: mpsc::UnboundedSender<WriteCmd>,
+    tasks: [tokio::task::JoinHandle<()>; 2],
+}
+
+struct PendingOp {
+    conn: u32,
+    op: Op,
+    user: u64,
+}
+
+struct Io {
+    mem: Arc<GuestMemory>,
+    shared: Arc<VmShared>,
+    rings: HostRings,
+    sq_head: u32,
+    cq_tail: u32,
+    next_op: u64,
+    ops: HashMap<u64, PendingOp>,
+    accepts: VecDeque<u64>,
+    conns: HashMap<u32, Conn>,
+    next_conn: u32,
+    endpoints: Vec<SocketAddr>,
+    max_conns: usize,
+    done_tx: mpsc::UnboundedSender<Done>,
+    posted: bool,
+}
+
+/// Starts the I/O thread.
+pub fn spawn(
+    mem: Arc<GuestMemory>,
+    shared: Arc<VmShared>,
+    rings: HostRings,
+    cfg: NetConfig,
+    notifier: Arc<Notifier>,
+    on_fatal: Box<dyn Fn() + Send>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("vm-io".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                shared.finish(VmExit::HostError(format!("cannot start the I/O runtime: {e}")));
+                on_fatal();
+                return;
+            }
+        };
+        let result = rt.block_on(io_main(mem, Arc::clone(&shared), rings, cfg, notifier));
+        if let Err(why) = result {
+            shared.finish(why);
+            on_fatal();
+        }
+    })
+}
+
+async fn io_main(
+    mem: Arc<GuestMemory>,
+    shared: Arc<VmShared>,
+    rings: HostRings,
+    cfg: NetConfig,
+    notifier: Arc<Notifier>,
+) -> Result<(), VmExit> {
+    let host_err = |what: &str, e: std::io::Error| VmExit::HostError(format!("{what}: {e}"));
+    // SAFETY: `NotifierFd` holds an Arc of the Notifier, whose EventFd stays
+    // open (and the same descriptor) for as long as the AsyncFd holds it.
+    let bell = unsafe { AsyncFd::register(NotifierFd(Arc::clone(&notifier))) }
+        .map_err(|e| host_err("cannot watch the notify eventfd", e.into()))?;
+    let listener = match cfg.listener {
+        Some(l) => {
+            l.set_nonblocking(true).map_err(|e| host_err("listener", e))?;
+            Some(TcpListener::from_std(l).map_err(|e| host_err("listener", e))?)
+        }
+        None => None,
+    };
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let mut io = Io {
+        mem: Arc::clone(&mem),
+        shared: Arc::clone(&shared),
+        rings,
+        sq_head: 0,
+        cq_tail: 0,
+        next_op: 1,
+        ops: HashMap::new(),
+        accepts: VecDeque::new(),
+        conns: HashMap::new(),
+        next_conn: 1,
+        endpoints: cfg.endpoints,
+        max_conns: cfg.max_conns,
+        done_tx,
+        posted: false,
+    };
+    let mut clock = ClockPage::new();
+    clock.update(&mem);
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let can_accept = !io.accepts.is_empty() && io.conns.len() < io.max_conns;
+        tokio::select! {
+            ready = bell.readable() => {
+                let mut guard = ready.map_err(|e| host_err("notify eventfd", e))?;
+                notifier.drain();
+                guard.clear_ready();
+                io.drain_sq()?;
+            }
+            Some(done) = done_rx.recv() => {
+                io.finish_op(done)?;
+                while let Ok(more) = done_rx.try_recv() {
+                    io.finish_op(more)?;
+                }
+            }
+            accepted = accept(listener.as_ref()), if can_accept => {
+                if let Ok((stream, _)) = accepted {
+                    io.on_accept(stream)?;
+                }
+            }
+            _ = tick.tick() => {
+                clock.update(&mem);
+                if shared.stopping() {
+                    return Ok(());
+                }
+                // A guest that notified before we were ready is picked up here.
+                io.drain_sq()?;
+            }
+        }
+        if io.posted {
+            io.posted = false;
+            shared.ring();
+        }
+    }
+}
+
+async fn accept(l: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+struct NotifierFd(Arc<Notifier>);
+
+impl AsRawFd for NotifierFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+fn ring_fault(msg: String) -> VmExit {
+    VmExit::Faulted(GuestFault::Ring(msg))
+}
+
+impl Io {
+    fn post(&mut self, cqe: Cqe) -> Result<(), VmExit> {
+        let used = self.rings.cq_used(&self.mem, self.cq_tail).map_err(ring_fault)?;
+        if used >= self.rings.entries() {
+            // Cannot happen unless the guest moved CQ_HEAD backwards after we
+            // admitted the operation: treat it as the ring corruption it is.
+            return Err(ring_fault("the completion queue is full although room was reserved".into()));
+        }
+        self.rings.push_cqe(&self.mem, self.cq_tail, &cqe).map_err(ring_fault)?;
+        self.cq_tail = self.cq_tail.wrapping_add(1);
+        self.shared.stats.cqes.fetch_add(1, Ordering::Relaxed);
+        self.posted = true;
+        Ok(())
+    }
+
+    fn drain_sq(&mut self) -> Result<(), VmExit> {
+        loop {
+            let avail = self.rings.sq_available(&self.mem, self.sq_head).map_err(ring_fault)?;
+            if avail == 0 {
+                return Ok(());
+            }
+            let used = self.rings.cq_used(&self.mem, self.cq_tail).map_err(ring_fault)?;
+            // Room for this op's completion (and the Close's cancellations: a
+            // Close completes only ops already counted here, plus itself).
+            if self.ops.len() as u32 + used >= self.rings.entries() {
+                return Ok(());
+            }
+            let sqe = self.rings.read_sqe(&self.mem, self.sq_head).map_err(ring_fault)?;
+            self.sq_head = self.sq_head.wrapping_add(1);
+            self.rings.set_sq_head(&self.mem, self.sq_head).map_err(ring_fault)?;
+            self.shared.stats.sqes.fetch_add(1, Ordering::Relaxed);
+            self.submit(sqe)?;
+        }
+    }
+
+    fn new_op(&mut self, conn: u32, op: Op, user: u64) -> u64 {
+        let id = self.next_op;
+        self.next_op += 1;
+        self.ops.insert(id, PendingOp { conn, op, user });
+        id
+    }
+
+    fn submit(&mut self, sqe: Sqe) -> Result<(), VmExit> {
+        let Some(op) = Op::from_u8(sqe.op) else {
+            return Err(ring_fault(format!("unknown operation {} in a submission entry", sqe.op)));
+        };
+        if matches!(op, Op::Send | Op::Recv) {
+            if sqe.len > ring::MAX_IO {
+                return Err(ring_fault(format!("{op:?} of {} bytes exceeds the {} byte limit", sqe.len, ring::MAX_IO)));
+            }
+            if let Err(e) = self.mem.check(GuestAddr(sqe.addr), u64::from(sqe.len)) {
+                return Err(ring_fault(format!("{op:?} buffer: {e}")));
+            }
+        }
+        let fail = |io: &mut Io, err: i64| io.post(Cqe { op: sqe.op, conn: sqe.conn, result: -err, user: sqe.user });
+        match op {
+            Op::Nop => self.post(Cqe { op: sqe.op, conn: sqe.conn, result: 0, user: sqe.user }),
+            Op::Accept => {
+                let id = self.new_op(0, op, sqe.user);
+                self.accepts.push_back(id);
+                Ok(())
+            }
+            Op::Connect => {
+                let Some(addr) = self.endpoints.get(sqe.conn as usize).copied() else {
+                    return fail(self, errno::EINVAL);
+                };
+                if self.conns.len() >= self.max_conns {
+                    return fail(self, errno::EAGAIN);
+                }
+                let id = self.new_op(0, op, sqe.user);
+                let tx = self.done_tx.clone();
+                tokio::spawn(async move {
+                    let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
+                        .await
+                        .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")));
+                    let _ = tx.send(Done::Connected { op_id: id, stream });
+                });
+                Ok(())
+            }
+            Op::Recv => {
+                if !self.conns.contains_key(&sqe.conn) {
+                    return fail(self, errno::EBADF);
+                }
+                let id = self.new_op(sqe.conn, op, sqe.user);
+                if let Some(c) = self.conns.get(&sqe.conn) {
+                    let _ = c.recv_tx.send((id, sqe.addr, sqe.len));
+                }
+                Ok(())
+            }
+            Op::Send | Op::Shutdown => {
+                if !self.conns.contains_key(&sqe.conn) {
+                    return fail(self, errno::EBADF);
+                }
+                let id = self.new_op(sqe.conn, op, sqe.user);
+                let cmd = if op == Op::Send {
+                    WriteCmd::Send { op_id: id, addr: sqe.addr, len: sqe.len }
+                } else {
+                    WriteCmd::Shutdown { op_id: id }
+                };
+                if let Some(c) = self.conns.get(&sqe.conn) {
+                    let _ = c.write_tx.send(cmd);
+                }
+                Ok(())
+            }
+            Op::Close => {
+                let Some(conn) = self.conns.remove(&sqe.conn) else {
+                    return fail(self, errno::EBADF);
+                };
+                for t in &conn.tasks {
+                    t.abort();
+                }
+                let mut cancelled: Vec<(u64, PendingOp)> = Vec::new();
+                let ids: Vec<u64> = self.ops.iter().filter(|(_, p)| p.conn == sqe.conn && !matches!(p.op, Op::Accept | Op::Connect)).map(|(id, _)| *id).collect();
+                for id in ids {
+                    if let Some(p) = self.ops.remove(&id) {
+                        cancelled.push((id, p));
+                    }
+                }
+                cancelled.sort_by_key(|(id, _)| *id);
+                for (_, p) in cancelled {
+                    self.post(Cqe { op: p.op as u8, conn: p.conn, result: -errno::ECANCELED, user: p.user })?;
+                }
+                self.post(Cqe { op: sqe.op, conn: sqe.conn, result: 0, user: sqe.user })
+            }
+        }
+    }
+
+    fn add_conn(&mut self, stream: TcpStream) -> u32 {
+        let _ = stream.set_nodelay(true);
+        let mut id = self.next_conn;
+        while id == 0 || self.conns.contains_key(&id) {
+            id = id.wrapping_add(1);
+        }
+        self.next_conn = id.wrapping_add(1);
+        let (r, w) = stream.into_split();
+        let (recv_tx, recv_rx) = mpsc::unbounded_channel();
+        let (write_tx, write_rx) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(reader_task(r, recv_rx, Arc::clone(&self.mem), self.done_tx.clone()));
+        let writer = tokio::spawn(writer_task(w, write_rx, Arc::clone(&self.mem), self.done_tx.clone()));
+        self.conns.insert(id, Conn { recv_tx, write_tx, tasks: [reader, writer] });
+        id
+    }
+
+    fn on_accept(&mut self, stream: TcpStream) -> Result<(), VmExit> {
+        let Some(op_id) = self.accepts.pop_front() else {
+            return Ok(());
+        };
+        let Some(p) = self.ops.remove(&op_id) else {
+            return Ok(());
+        };
+        self.shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let id = self.add_conn(stream);
+        self.post(Cqe { op: Op::Accept as u8, conn: id, result: 0, user: p.user })
+    }
+
+    fn finish_op(&mut self, done: Done) -> Result<(), VmExit> {
+        match done {
+            Done::Io { op_id, result, bytes, inbound } => {
+                let Some(p) = self.ops.remove(&op_id) else {
+                    return Ok(()); // cancelled by a Close
+                };
+                let stat = if inbound { &self.shared.stats.bytes_in } else { &self.shared.stats.bytes_out };
+                stat.fetch_add(bytes, Ordering::Relaxed);
+                self.post(Cqe { op: p.op as u8, conn: p.conn, result, user: p.user })
+            }
+            Done::Connected { op_id, stream } => {
+                let Some(p) = self.ops.remove(&op_id) else {
+                    return Ok(());
+                };
+                match stream {
+                    Ok(s) if self.conns.len() < self.max_conns => {
+                        self.shared.stats.connected.fetch_add(1, Ordering::Relaxed);
+                        let id = self.add_conn(s);
+                        self.post(Cqe { op: p.op as u8, conn: id, result: 0, user: p.user })
+                    }
+                    Ok(_) => self.post(Cqe { op: p.op as u8, conn: 0, result: -errno::EAGAIN, user: p.user }),
+                    Err(e) => {
+                        let err = match e.kind() {
+                            std::io::ErrorKind::ConnectionRefused => errno::ECONNREFUSED,
+                            _ => e.raw_os_error().map_or(errno::EIO, i64::from),
+                        };
+                        self.post(Cqe { op: p.op as u8, conn: 0, result: -err, user: p.user })
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn io_errno(e: &std::io::Error) -> i64 {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionReset => errno::ECONNRESET,
+        std::io::ErrorKind::BrokenPipe => errno::EPIPE,
+        _ => e.raw_os_error().map_or(errno::EIO, i64::from),
+    }
+}
+
+async fn reader_task(
+    mut r: OwnedReadHalf,
+    mut rx: mpsc::UnboundedReceiver<(u64, u64, u32)>,
+    mem: Arc<GuestMemory>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    let mut buf = vec![0u8; CHUNK];
+    while let Some((op_id, addr, len)) = rx.recv().await {
+        let want = (len as usize).min(CHUNK);
+        let result = if want == 0 {
+            Ok(0)
+        } else {
+            r.read(&mut buf[..want]).await
+        };
+        let (result, bytes) = match result {
+            Ok(n) => match mem.write(GuestAddr(addr), &buf[..n]) {
+                Ok(()) => (n as i64, n as u64),
+                Err(_) => (-errno::EIO, 0),
+            },
+            Err(e) => (-io_errno(&e), 0),
+        };
+        if done.send(Done::Io { op_id, result, bytes, inbound: true }).is_err() {
+            return;
+        }
+    }
+}
+
+async fn writer_task(
+    mut w: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<WriteCmd>,
+    mem: Arc<GuestMemory>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    let mut buf = vec![0u8; CHUNK];
+    while let Some(cmd) = rx.recv().await {
+        let (op_id, result, bytes) = match cmd {
+            WriteCmd::Send { op_id, addr, len } => {
+                let mut sent = 0u64;
+                let mut result = i64::from(len);
+                while sent < u64::from(len) {
+                    let n = (u64::from(len) - sent).min(CHUNK as u64) as usize;
+                    if mem.read(GuestAddr(addr + sent), &mut buf[..n]).is_err() {
+                        result = -errno::EIO;
+                        break;
+                    }
+                    if let Err(e) = w.write_all(&buf[..n]).await {
+                        result = -io_errno(&e);
+                        break;
+                    }
+                    sent += n as u64;
+                }
+                (op_id, result, sent)
+            }
+            WriteCmd::Shutdown { op_id } => {
+                let r = match w.shutdown().await {
+                    Ok(()) => 0,
+                    Err(e) => -io_errno(&e),
+                };
+                (op_id, r, 0)
+            }
+        };
+        if done.send(Done::Io { op_id, result, bytes, inbound: false }).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The vCPU run loop: KVM_RUN until the guest exits, faults or is stopped,
+//! serving hypercalls on the way.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use guest_abi::{port, Hypercall, LogLevel, MAX_LOG, PAGE_SIZE};
+use kvm_ioctls::{VcpuExit, VcpuFd};
+
+use crate::arch::stack_guard;
+use crate::control::VmShared;
+use crate::error::{GuestFault, VmExit};
+use crate::memory::{GuestAddr, GuestMemory};
+use crate::rings::HostRings;
+
+/// Runs the vCPU until the VM ends; records the ending in `shared`.
+pub(crate) fn run_vcpu(mut vcpu: VcpuFd, mem: Arc<GuestMemory>, shared: Arc<VmShared>, rings: HostRings, notify: Option<Arc<crate::net::Notifier>>) {
+    let why = loop {
+        if shared.stopping() {
+            break VmExit::Stopped;
+        }
+        let exit = match vcpu.run() {
+            Ok(e) => e,
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+            Err(e) => break VmExit::HostError(format!("KVM_RUN failed: {e}")),
+        };
+        shared.stats.exits.fetch_add(1, Ordering::Relaxed);
+        let outcome = match exit {
+            VcpuExit::IoOut(p, data) if p == port::HYPERCALL => {
+                let mut n = [0u8; 4];
+                let k = data.len().min(4);
+                n[..k].copy_from_slice(&data[..k]);
+                let number = u32::from_le_bytes(n);
+                hypercall(&vcpu, number, &mem, &shared, &rings, notify.as_deref())
+            }
+            VcpuExit::IoOut(p, _) if p == port::NOTIFY => {
+                if let Some(n) = &notify {
+                    n.notify();
+                }
+                Ok(())
+            }
+            VcpuExit::IoOut(p, _) => Err(VmExit::Faulted(GuestFault::BadPort { port: p, input: false })),
+            VcpuExit::IoIn(p, _) => Err(VmExit::Faulted(GuestFault::BadPort { port: p, input: true })),
+            VcpuExit::MmioRead(addr, _) | VcpuExit::MmioWrite(addr, _) => Err(VmExit::Faulted(GuestFault::Mmio { addr })),
+            VcpuExit::Shutdown => Err(VmExit::Faulted(describe_crash(&vcpu, mem.size()))),
+            VcpuExit::Hlt => Err(VmExit::Faulted(GuestFault::Halt { rip: rip(&vcpu) })),
+            VcpuExit::Intr => Ok(()),
+            VcpuExit::FailEntry(reason, cpu) => {
+                Err(VmExit::HostError(format!("KVM could not enter the guest (reason {reason:#x}, cpu {cpu})")))
+            }
+            VcpuExit::InternalError => Err(VmExit::HostError("KVM internal error".into())),
+            other => Err(VmExit::Faulted(GuestFault::UnknownExit(format!("{other:?}")))),
+        };
+        if let Err(why) = outcome {
+            break why;
+        }
+    };
+    shared.finish(why);
+}
+
+fn rip(vcpu: &VcpuFd) -> u64 {
+    vcpu.get_regs().map(|r| r.rip).unwrap_or(0)
+}
+
+fn describe_crash(vcpu: &VcpuFd, mem_size: u64) -> GuestFault {
+    let rip = rip(vcpu);
+    let cr2 = vcpu.get_sregs().map(|s| s.cr2).unwrap_or(0);
+    let vector = vcpu.get_vcpu_events().ok().map(|e| e.exception.nr);
+    let guard = stack_guard(mem_size);
+    let note = if vector == Some(14) {
+        if cr2 < PAGE_SIZE {
+            Some("null pointer dereference".to_string())
+        } else if (guard..guard + PAGE_SIZE).contains(&cr2) {
+            Some("stack overflow: the stack guard page was hit".to_string())
+        } else if cr2 >= mem_size {
+            Some(format!("the address is beyond the {} MiB of guest memory", mem_size >> 20))
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    GuestFault::Exception { rip, cr2, vector, note }
+}
+
+fn guest_str(mem: &GuestMemory, addr: u64, len: u64, call: &'static str) -> Result<String, VmExit> {
+    let len = len.min(MAX_LOG);
+    let mut buf = vec![0u8; len as usize];
+    mem.read(GuestAddr(addr), &mut buf)
+        .map_err(|e| VmExit::Faulted(GuestFault::BadPointer { call, detail: e.to_string() }))?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn hypercall(
+    vcpu: &VcpuFd,
+    number: u32,
+    mem: &GuestMemory,
+    shared: &VmShared,
+    rings: &HostRings,
+    notify: Option<&crate::net::Notifier>,
+) -> Result<(), VmExit> {
+    shared.stats.hypercalls.fetch_add(1, Ordering::Relaxed);
+    let mut regs = vcpu.get_regs().map_err(|e| VmExit::HostError(format!("KVM_GET_REGS: {e}")))?;
+    let Some(call) = Hypercall::from_u32(number) else {
+        return Err(VmExit::Faulted(GuestFault::BadHypercall { number: u64::from(number), rip: regs.rip }));
+    };
+    let result: u64 = match call {
+        Hypercall::Wait => {
+            let seen = shared.bell_count();
+            let pending = rings.completions_pending(mem).map_err(|e| VmExit::Faulted(GuestFault::Ring(e)))?;
+            if !pending && !shared.stopping() {
+                shared.stats.waits.fetch_add(1, Ordering::Relaxed);
+                let timeout = (regs.rdi != u64::MAX).then(|| Duration::from_nanos(regs.rdi));
+                shared.wait_bell(seen, timeout);
+            }
+            0
+        }
+        Hypercall::Notify => {
+            if let Some(n) = notify {
+                n.notify();
+            }
+            0
+        }
+        Hypercall::Ready => {
+            if shared.set_ready() {
+                let after = shared.ready_after().unwrap_or_default();
+                tracing::info!(target: "guest", "ready after {:.1} ms", after.as_secs_f64() * 1e3);
+            }
+            0
+        }
+        Hypercall::Log => {
+            let text = guest_str(mem, regs.rdi, regs.rsi, "log")?;
+            let text = text.trim_end();
+            match LogLevel::from_u64(regs.r8) {
+                LogLevel::Error => tracing::error!(target: "guest", "{text}"),
+                LogLevel::Warn => tracing::warn!(target: "guest", "{text}"),
+                LogLevel::Info => tracing::info!(target: "guest", "{text}"),
+                LogLevel::Debug => tracing::debug!(target: "guest", "{text}"),
+            }
+            0
+        }
+        Hypercall::Exit => return Err(VmExit::Exited((regs.rdi & 0xff) as u8)),
+        Hypercall::Panic => {
+            let text = guest_str(mem, regs.rdi, regs.rsi, "panic")?;
+            return Err(VmExit::Panicked(text));
+        }
+    };
+    regs.rax = result;
+    vcpu.set_regs(&regs).map_err(|e| VmExit::HostError(format!("KVM_SET_REGS: {e}")))?;
+    Ok(())
+}
