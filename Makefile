@@ -24,6 +24,7 @@ test: build test-unit test-policies
 test-unit:
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+	$(CARGO) test --manifest-path guests/abi/Cargo.toml --target-dir target/guests-host
 
 ## The shipped example policies must check; a known-bad one must not.
 test-policies:

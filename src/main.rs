@@ -45,14 +45,21 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum VmCmd {
     /// Boot a guest program in a new VM and run it until it exits; its HTTP service is served on --listen.
-    #[command(after_help = "Embedded apps: hello (HTTP server), crash (fails on purpose: --arg MODE), memtouch (touches memory: --arg mib=N --arg pattern=seq|random|stride).\n\nExit status: the guest's exit code; 101 guest panic; 134 guest fault; 70 VMM error; 143 stopped.\n\nExamples:\n  twinkle vm run --app hello --listen 127.0.0.1:8080\n  twinkle vm run --app crash --arg null\n  twinkle vm run --elf ./my-guest --mem-mib 64 --connect redis=127.0.0.1:6379")]
+    #[command(
+        after_help = "Embedded apps: hello (HTTP server), crash (fails on purpose: --arg MODE), memtouch (touches memory: --arg mib=N --arg pattern=seq|random|stride).\n\nExit status: the guest's exit code; 101 guest panic; 134 guest fault; 70 VMM error; 143 stopped.\n\nExamples:\n  twinkle vm run --app hello --listen 127.0.0.1:8080\n  twinkle vm run --app crash --arg null\n  twinkle vm run --elf ./my-guest --mem-mib 64 --connect redis=127.0.0.1:6379"
+    )]
     Run(VmRunArgs),
 }
 
 #[derive(Args, Debug)]
 struct VmRunArgs {
     /// An embedded guest program (hello, crash, memtouch).
-    #[arg(long, value_name = "NAME", conflicts_with = "elf", required_unless_present = "elf")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "elf",
+        required_unless_present = "elf"
+    )]
     app: Option<String>,
     /// A guest ELF file (static, non-PIE, built for the twinkle guest ABI).
     #[arg(long, value_name = "PATH")]
@@ -171,12 +178,16 @@ fn vm_run(a: VmRunArgs) -> Result<ExitCode> {
         (Some(app), _) => {
             let Some((_, bytes)) = guest_apps::APPS.iter().find(|(n, _)| n == app) else {
                 let known: Vec<&str> = guest_apps::APPS.iter().map(|(n, _)| *n).collect();
-                anyhow::bail!("no embedded app named {app:?}; embedded apps: {}", known.join(", "));
+                anyhow::bail!(
+                    "no embedded app named {app:?}; embedded apps: {}",
+                    known.join(", ")
+                );
             };
             (bytes.to_vec(), app.clone())
         }
         (None, Some(path)) => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read guest ELF {}", path.display()))?;
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read guest ELF {}", path.display()))?;
             (bytes, path.display().to_string())
         }
         (None, None) => anyhow::bail!("give --app NAME or --elf PATH"),

@@ -49,7 +49,7 @@ pub fn write_page_tables(mem: &GuestMemory) -> Result<(), OutOfBounds> {
         mem.write_u64(pd_entry, entry)?;
     }
     for j in 1..512u64 {
-        mem.write_u64(GuestAddr(L::PT_LOW + j * 8), j * PAGE_SIZE | FLAGS)?;
+        mem.write_u64(GuestAddr(L::PT_LOW + j * 8), (j * PAGE_SIZE) | FLAGS)?;
     }
     if n_huge > 1 {
         let base = (n_huge - 1) * HUGE_PAGE_SIZE;
@@ -84,7 +84,13 @@ pub fn write_tss(mem: &GuestMemory) -> Result<(), OutOfBounds> {
         mem.write(byte, &b)?;
     }
     // A flat GDT for completeness: null, kernel code, kernel data, user data, user code.
-    let gdt: [u64; 5] = [0, 0x00af_9b00_0000_ffff, 0x00cf_9300_0000_ffff, 0x00cf_f300_0000_ffff, 0x00af_fb00_0000_ffff];
+    let gdt: [u64; 5] = [
+        0,
+        0x00af_9b00_0000_ffff,
+        0x00cf_9300_0000_ffff,
+        0x00cf_f300_0000_ffff,
+        0x00af_fb00_0000_ffff,
+    ];
     for (i, d) in gdt.iter().enumerate() {
         mem.write_u64(GuestAddr(L::GDT + 8 * i as u64), *d)?;
     }
@@ -162,13 +168,30 @@ mod tests {
     fn page_tables_map_all_but_the_guards() {
         let mem = GuestMemory::new(8 << 20).unwrap();
         write_page_tables(&mem).unwrap();
-        assert_eq!(mem.read_u64(GuestAddr(L::PT_LOW)).unwrap(), 0, "page 0 absent");
-        assert_eq!(mem.read_u64(GuestAddr(L::PT_LOW + 8)).unwrap(), 0x1000 | FLAGS);
-        assert_eq!(mem.read_u64(GuestAddr(L::PD_BASE + 8)).unwrap(), (2 << 20) | FLAGS | HUGE);
+        assert_eq!(
+            mem.read_u64(GuestAddr(L::PT_LOW)).unwrap(),
+            0,
+            "page 0 absent"
+        );
+        assert_eq!(
+            mem.read_u64(GuestAddr(L::PT_LOW + 8)).unwrap(),
+            0x1000 | FLAGS
+        );
+        assert_eq!(
+            mem.read_u64(GuestAddr(L::PD_BASE + 8)).unwrap(),
+            (2 << 20) | FLAGS | HUGE
+        );
         let guard = stack_guard(8 << 20);
         let idx = (guard - (6 << 20)) / PAGE_SIZE;
-        assert_eq!(mem.read_u64(GuestAddr(L::PT_HIGH + idx * 8)).unwrap(), 0, "stack guard absent");
-        assert_eq!(mem.read_u64(GuestAddr(L::PT_HIGH + (idx + 1) * 8)).unwrap(), (guard + PAGE_SIZE) | FLAGS);
+        assert_eq!(
+            mem.read_u64(GuestAddr(L::PT_HIGH + idx * 8)).unwrap(),
+            0,
+            "stack guard absent"
+        );
+        assert_eq!(
+            mem.read_u64(GuestAddr(L::PT_HIGH + (idx + 1) * 8)).unwrap(),
+            (guard + PAGE_SIZE) | FLAGS
+        );
     }
 
     #[test]
@@ -177,7 +200,8 @@ mod tests {
         write_tss(&mem).unwrap();
         let bit = |p: u16| {
             let mut b = [0u8; 1];
-            mem.read(GuestAddr(L::TSS + 0x68 + u64::from(p / 8)), &mut b).unwrap();
+            mem.read(GuestAddr(L::TSS + 0x68 + u64::from(p / 8)), &mut b)
+                .unwrap();
             b[0] >> (p % 8) & 1
         };
         assert_eq!(bit(port::HYPERCALL), 0);

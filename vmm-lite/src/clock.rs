@@ -2,6 +2,7 @@
 //! from the I/O thread), plus the TSC reading taken with them and the TSC rate,
 //! so the guest can interpolate between updates without an exit.
 
+use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use guest_abi::{clock as C, layout as L};
@@ -14,25 +15,34 @@ pub fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-/// The VMM's writer of the clock page.
+/// The VMM's writer of the clock page; shared by the I/O thread (periodic
+/// updates) and the vCPU thread (an update on every wake-up).
 #[derive(Debug)]
 pub struct ClockPage {
     start: Instant,
     tsc0: u64,
-    seq: u32,
+    seq: Mutex<u32>,
 }
 
 impl ClockPage {
     /// Starts the monotonic clock at zero now.
     pub fn new() -> Self {
-        ClockPage { start: Instant::now(), tsc0: rdtsc(), seq: 0 }
+        ClockPage {
+            start: Instant::now(),
+            tsc0: rdtsc(),
+            seq: Mutex::new(0),
+        }
     }
 
     /// Writes the current time into the page (a seqlock: odd while writing).
-    pub fn update(&mut self, mem: &GuestMemory) {
+    pub fn update(&self, mem: &GuestMemory) {
+        let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
         let mono = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let tsc = rdtsc();
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
         let ticks = tsc.wrapping_sub(self.tsc0);
         let rate = if mono > 5_000_000 && ticks > 0 {
             ((u128::from(mono) << 32) / u128::from(ticks)).min(u128::from(u64::MAX)) as u64
@@ -40,14 +50,14 @@ impl ClockPage {
             0
         };
         let base = L::CLOCK;
-        self.seq = self.seq.wrapping_add(1) | 1;
-        let _ = mem.store_u32(GuestAddr(base + C::SEQ), self.seq);
+        *seq = seq.wrapping_add(1) | 1;
+        let _ = mem.store_u32(GuestAddr(base + C::SEQ), *seq);
         let _ = mem.store_u64_atomic(GuestAddr(base + C::MONO_NS), mono);
         let _ = mem.store_u64_atomic(GuestAddr(base + C::WALL_NS), wall);
         let _ = mem.store_u64_atomic(GuestAddr(base + C::TSC), tsc);
         let _ = mem.store_u64_atomic(GuestAddr(base + C::NS_PER_TSC_Q32), rate);
-        self.seq = self.seq.wrapping_add(1);
-        let _ = mem.store_u32(GuestAddr(base + C::SEQ), self.seq);
+        *seq = seq.wrapping_add(1);
+        let _ = mem.store_u32(GuestAddr(base + C::SEQ), *seq);
     }
 }
 

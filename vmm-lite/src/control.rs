@@ -116,7 +116,11 @@ impl VmShared {
                     if now >= d {
                         return;
                     }
-                    n = self.bell_cv.wait_timeout(n, d - now).unwrap_or_else(|p| p.into_inner()).0;
+                    n = self
+                        .bell_cv
+                        .wait_timeout(n, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
                 }
             }
         }

@@ -111,9 +111,18 @@ fn vector_name(v: u8) -> &'static str {
 impl fmt::Display for GuestFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GuestFault::Exception { rip, cr2, vector, note } => {
+            GuestFault::Exception {
+                rip,
+                cr2,
+                vector,
+                note,
+            } => {
                 match vector {
-                    Some(v) => write!(f, "guest crashed: {} (vector {v}) at rip {rip:#x}", vector_name(*v))?,
+                    Some(v) => write!(
+                        f,
+                        "guest crashed: {} (vector {v}) at rip {rip:#x}",
+                        vector_name(*v)
+                    )?,
                     None => write!(f, "guest crashed: triple fault at rip {rip:#x}")?,
                 }
                 if *vector == Some(14) {
@@ -124,14 +133,27 @@ impl fmt::Display for GuestFault {
                 }
                 Ok(())
             }
-            GuestFault::BadHypercall { number, rip } => write!(f, "guest made unknown hypercall {number} at rip {rip:#x}"),
-            GuestFault::BadPort { port, input } => {
-                write!(f, "guest used `{}` on port {port:#x}, which is not a twinkle port", if *input { "in" } else { "out" })
+            GuestFault::BadHypercall { number, rip } => {
+                write!(f, "guest made unknown hypercall {number} at rip {rip:#x}")
             }
-            GuestFault::Mmio { addr } => write!(f, "guest accessed {addr:#x}, outside guest memory"),
-            GuestFault::BadPointer { call, detail } => write!(f, "guest passed a bad pointer to {call}: {detail}"),
+            GuestFault::BadPort { port, input } => {
+                write!(
+                    f,
+                    "guest used `{}` on port {port:#x}, which is not a twinkle port",
+                    if *input { "in" } else { "out" }
+                )
+            }
+            GuestFault::Mmio { addr } => {
+                write!(f, "guest accessed {addr:#x}, outside guest memory")
+            }
+            GuestFault::BadPointer { call, detail } => {
+                write!(f, "guest passed a bad pointer to {call}: {detail}")
+            }
             GuestFault::Ring(d) => write!(f, "guest corrupted its rings: {d}"),
-            GuestFault::Halt { rip } => write!(f, "guest executed hlt at rip {rip:#x} (use the wait hypercall)"),
+            GuestFault::Halt { rip } => write!(
+                f,
+                "guest executed hlt at rip {rip:#x} (use the wait hypercall)"
+            ),
             GuestFault::UnknownExit(d) => write!(f, "unexpected KVM exit: {d}"),
         }
     }

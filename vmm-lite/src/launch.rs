@@ -27,9 +27,11 @@ pub struct RunOptions {
 
 /// Parses `NAME=HOST:PORT`, resolving the host.
 pub fn parse_endpoint(spec: &str) -> Result<(String, SocketAddr), VmmError> {
-    let (name, addr) = spec
-        .split_once('=')
-        .ok_or_else(|| VmmError::Config(format!("--connect {spec:?}: expected NAME=HOST:PORT, e.g. redis=127.0.0.1:6379")))?;
+    let (name, addr) = spec.split_once('=').ok_or_else(|| {
+        VmmError::Config(format!(
+            "--connect {spec:?}: expected NAME=HOST:PORT, e.g. redis=127.0.0.1:6379"
+        ))
+    })?;
     if name.is_empty() || name.len() > guest_abi::MAX_ENDPOINT_NAME {
         return Err(VmmError::Config(format!(
             "--connect {spec:?}: the name must have 1 to {} characters",
@@ -40,19 +42,32 @@ pub fn parse_endpoint(spec: &str) -> Result<(String, SocketAddr), VmmError> {
         .to_socket_addrs()
         .map_err(|e| VmmError::Config(format!("--connect {spec:?}: cannot resolve {addr:?}: {e}")))?
         .next()
-        .ok_or_else(|| VmmError::Config(format!("--connect {spec:?}: {addr:?} resolves to no address")))?;
+        .ok_or_else(|| {
+            VmmError::Config(format!(
+                "--connect {spec:?}: {addr:?} resolves to no address"
+            ))
+        })?;
     Ok((name.to_string(), resolved))
 }
 
 /// Creates and runs the VM. `on_listening` is called with the bound address
 /// (useful with port 0) before the guest starts.
 pub fn run(opts: RunOptions, on_listening: impl FnOnce(SocketAddr)) -> Result<VmExit, VmmError> {
-    let endpoints = opts.connect.iter().map(|c| parse_endpoint(c)).collect::<Result<Vec<_>, _>>()?;
+    let endpoints = opts
+        .connect
+        .iter()
+        .map(|c| parse_endpoint(c))
+        .collect::<Result<Vec<_>, _>>()?;
     let listener = match &opts.listen {
         Some(addr) => {
-            let l = TcpListener::bind(addr.as_str())
-                .map_err(|source| VmmError::Io { what: format!("cannot listen on {addr}"), source })?;
-            let local = l.local_addr().map_err(|source| VmmError::Io { what: "listener address".into(), source })?;
+            let l = TcpListener::bind(addr.as_str()).map_err(|source| VmmError::Io {
+                what: format!("cannot listen on {addr}"),
+                source,
+            })?;
+            let local = l.local_addr().map_err(|source| VmmError::Io {
+                what: "listener address".into(),
+                source,
+            })?;
             on_listening(local);
             Some(l)
         }

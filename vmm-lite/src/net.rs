@@ -46,7 +46,9 @@ pub struct Notifier {
 impl Notifier {
     /// A non-blocking eventfd.
     pub fn new() -> std::io::Result<Notifier> {
-        Ok(Notifier { fd: EventFd::new(libc::EFD_NONBLOCK)? })
+        Ok(Notifier {
+            fd: EventFd::new(libc::EFD_NONBLOCK)?,
+        })
     }
 
     /// The eventfd, for KVM's ioeventfd registration.
@@ -84,8 +86,16 @@ pub struct NetConfig {
 }
 
 enum Done {
-    Io { op_id: u64, result: i64, bytes: u64, inbound: bool },
-    Connected { op_id: u64, stream: std::io::Result<TcpStream> },
+    Io {
+        op_id: u64,
+        result: i64,
+        bytes: u64,
+        inbound: bool,
+    },
+    Connected {
+        op_id: u64,
+        stream: std::io::Result<TcpStream>,
+    },
 }
 
 enum WriteCmd {
@@ -129,23 +139,36 @@ pub fn spawn(
     rings: HostRings,
     cfg: NetConfig,
     notifier: Arc<Notifier>,
-    on_fatal: Box<dyn Fn() + Send>,
+    clock: Arc<ClockPage>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name("vm-io".into()).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                shared.finish(VmExit::HostError(format!("cannot start the I/O runtime: {e}")));
-                on_fatal();
-                return;
+    std::thread::Builder::new()
+        .name("vm-io".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    shared.finish(VmExit::HostError(format!(
+                        "cannot start the I/O runtime: {e}"
+                    )));
+                    return;
+                }
+            };
+            let result = rt.block_on(io_main(
+                mem,
+                Arc::clone(&shared),
+                rings,
+                cfg,
+                notifier,
+                clock,
+            ));
+            if let Err(why) = result {
+                shared.finish(why);
             }
-        };
-        let result = rt.block_on(io_main(mem, Arc::clone(&shared), rings, cfg, notifier));
-        if let Err(why) = result {
-            shared.finish(why);
-            on_fatal();
-        }
-    })
+        })
 }
 
 async fn io_main(
@@ -154,6 +177,7 @@ async fn io_main(
     rings: HostRings,
     cfg: NetConfig,
     notifier: Arc<Notifier>,
+    clock: Arc<ClockPage>,
 ) -> Result<(), VmExit> {
     let host_err = |what: &str, e: std::io::Error| VmExit::HostError(format!("{what}: {e}"));
     // SAFETY: `NotifierFd` holds an Arc of the Notifier, whose EventFd stays
@@ -162,7 +186,8 @@ async fn io_main(
         .map_err(|e| host_err("cannot watch the notify eventfd", e.into()))?;
     let listener = match cfg.listener {
         Some(l) => {
-            l.set_nonblocking(true).map_err(|e| host_err("listener", e))?;
+            l.set_nonblocking(true)
+                .map_err(|e| host_err("listener", e))?;
             Some(TcpListener::from_std(l).map_err(|e| host_err("listener", e))?)
         }
         None => None,
@@ -184,10 +209,12 @@ async fn io_main(
         done_tx,
         posted: false,
     };
-    let mut clock = ClockPage::new();
     clock.update(&mem);
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Frequent clock updates only while the TSC rate is being calibrated;
+    // after that the guest interpolates, and the vCPU refreshes the page
+    // whenever it wakes from a wait. An idle VM then wakes once a second.
+    let calibrating_until = tokio::time::Instant::now() + Duration::from_millis(200);
+    let mut next_tick = tokio::time::Instant::now() + Duration::from_millis(10);
     loop {
         let can_accept = !io.accepts.is_empty() && io.conns.len() < io.max_conns;
         tokio::select! {
@@ -195,6 +222,9 @@ async fn io_main(
                 let mut guard = ready.map_err(|e| host_err("notify eventfd", e))?;
                 notifier.drain();
                 guard.clear_ready();
+                if shared.stopping() {
+                    return Ok(());
+                }
                 io.drain_sq()?;
             }
             Some(done) = done_rx.recv() => {
@@ -208,8 +238,10 @@ async fn io_main(
                     io.on_accept(stream)?;
                 }
             }
-            _ = tick.tick() => {
+            _ = tokio::time::sleep_until(next_tick) => {
                 clock.update(&mem);
+                let now = tokio::time::Instant::now();
+                next_tick = now + if now < calibrating_until { Duration::from_millis(10) } else { Duration::from_secs(1) };
                 if shared.stopping() {
                     return Ok(());
                 }
@@ -245,13 +277,20 @@ fn ring_fault(msg: String) -> VmExit {
 
 impl Io {
     fn post(&mut self, cqe: Cqe) -> Result<(), VmExit> {
-        let used = self.rings.cq_used(&self.mem, self.cq_tail).map_err(ring_fault)?;
+        let used = self
+            .rings
+            .cq_used(&self.mem, self.cq_tail)
+            .map_err(ring_fault)?;
         if used >= self.rings.entries() {
             // Cannot happen unless the guest moved CQ_HEAD backwards after we
             // admitted the operation: treat it as the ring corruption it is.
-            return Err(ring_fault("the completion queue is full although room was reserved".into()));
+            return Err(ring_fault(
+                "the completion queue is full although room was reserved".into(),
+            ));
         }
-        self.rings.push_cqe(&self.mem, self.cq_tail, &cqe).map_err(ring_fault)?;
+        self.rings
+            .push_cqe(&self.mem, self.cq_tail, &cqe)
+            .map_err(ring_fault)?;
         self.cq_tail = self.cq_tail.wrapping_add(1);
         self.shared.stats.cqes.fetch_add(1, Ordering::Relaxed);
         self.posted = true;
@@ -260,19 +299,30 @@ impl Io {
 
     fn drain_sq(&mut self) -> Result<(), VmExit> {
         loop {
-            let avail = self.rings.sq_available(&self.mem, self.sq_head).map_err(ring_fault)?;
+            let avail = self
+                .rings
+                .sq_available(&self.mem, self.sq_head)
+                .map_err(ring_fault)?;
             if avail == 0 {
                 return Ok(());
             }
-            let used = self.rings.cq_used(&self.mem, self.cq_tail).map_err(ring_fault)?;
+            let used = self
+                .rings
+                .cq_used(&self.mem, self.cq_tail)
+                .map_err(ring_fault)?;
             // Room for this op's completion (and the Close's cancellations: a
             // Close completes only ops already counted here, plus itself).
             if self.ops.len() as u32 + used >= self.rings.entries() {
                 return Ok(());
             }
-            let sqe = self.rings.read_sqe(&self.mem, self.sq_head).map_err(ring_fault)?;
+            let sqe = self
+                .rings
+                .read_sqe(&self.mem, self.sq_head)
+                .map_err(ring_fault)?;
             self.sq_head = self.sq_head.wrapping_add(1);
-            self.rings.set_sq_head(&self.mem, self.sq_head).map_err(ring_fault)?;
+            self.rings
+                .set_sq_head(&self.mem, self.sq_head)
+                .map_err(ring_fault)?;
             self.shared.stats.sqes.fetch_add(1, Ordering::Relaxed);
             self.submit(sqe)?;
         }
@@ -287,19 +337,38 @@ impl Io {
 
     fn submit(&mut self, sqe: Sqe) -> Result<(), VmExit> {
         let Some(op) = Op::from_u8(sqe.op) else {
-            return Err(ring_fault(format!("unknown operation {} in a submission entry", sqe.op)));
+            return Err(ring_fault(format!(
+                "unknown operation {} in a submission entry",
+                sqe.op
+            )));
         };
         if matches!(op, Op::Send | Op::Recv) {
             if sqe.len > ring::MAX_IO {
-                return Err(ring_fault(format!("{op:?} of {} bytes exceeds the {} byte limit", sqe.len, ring::MAX_IO)));
+                return Err(ring_fault(format!(
+                    "{op:?} of {} bytes exceeds the {} byte limit",
+                    sqe.len,
+                    ring::MAX_IO
+                )));
             }
             if let Err(e) = self.mem.check(GuestAddr(sqe.addr), u64::from(sqe.len)) {
                 return Err(ring_fault(format!("{op:?} buffer: {e}")));
             }
         }
-        let fail = |io: &mut Io, err: i64| io.post(Cqe { op: sqe.op, conn: sqe.conn, result: -err, user: sqe.user });
+        let fail = |io: &mut Io, err: i64| {
+            io.post(Cqe {
+                op: sqe.op,
+                conn: sqe.conn,
+                result: -err,
+                user: sqe.user,
+            })
+        };
         match op {
-            Op::Nop => self.post(Cqe { op: sqe.op, conn: sqe.conn, result: 0, user: sqe.user }),
+            Op::Nop => self.post(Cqe {
+                op: sqe.op,
+                conn: sqe.conn,
+                result: 0,
+                user: sqe.user,
+            }),
             Op::Accept => {
                 let id = self.new_op(0, op, sqe.user);
                 self.accepts.push_back(id);
@@ -315,9 +384,15 @@ impl Io {
                 let id = self.new_op(0, op, sqe.user);
                 let tx = self.done_tx.clone();
                 tokio::spawn(async move {
-                    let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
-                        .await
-                        .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")));
+                    let stream =
+                        tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(std::io::Error::new(
+                                    std::io::ErrorKind::TimedOut,
+                                    "connect timed out",
+                                ))
+                            });
                     let _ = tx.send(Done::Connected { op_id: id, stream });
                 });
                 Ok(())
@@ -338,7 +413,11 @@ impl Io {
                 }
                 let id = self.new_op(sqe.conn, op, sqe.user);
                 let cmd = if op == Op::Send {
-                    WriteCmd::Send { op_id: id, addr: sqe.addr, len: sqe.len }
+                    WriteCmd::Send {
+                        op_id: id,
+                        addr: sqe.addr,
+                        len: sqe.len,
+                    }
                 } else {
                     WriteCmd::Shutdown { op_id: id }
                 };
@@ -355,7 +434,14 @@ impl Io {
                     t.abort();
                 }
                 let mut cancelled: Vec<(u64, PendingOp)> = Vec::new();
-                let ids: Vec<u64> = self.ops.iter().filter(|(_, p)| p.conn == sqe.conn && !matches!(p.op, Op::Accept | Op::Connect)).map(|(id, _)| *id).collect();
+                let ids: Vec<u64> = self
+                    .ops
+                    .iter()
+                    .filter(|(_, p)| {
+                        p.conn == sqe.conn && !matches!(p.op, Op::Accept | Op::Connect)
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
                 for id in ids {
                     if let Some(p) = self.ops.remove(&id) {
                         cancelled.push((id, p));
@@ -363,9 +449,19 @@ impl Io {
                 }
                 cancelled.sort_by_key(|(id, _)| *id);
                 for (_, p) in cancelled {
-                    self.post(Cqe { op: p.op as u8, conn: p.conn, result: -errno::ECANCELED, user: p.user })?;
+                    self.post(Cqe {
+                        op: p.op as u8,
+                        conn: p.conn,
+                        result: -errno::ECANCELED,
+                        user: p.user,
+                    })?;
                 }
-                self.post(Cqe { op: sqe.op, conn: sqe.conn, result: 0, user: sqe.user })
+                self.post(Cqe {
+                    op: sqe.op,
+                    conn: sqe.conn,
+                    result: 0,
+                    user: sqe.user,
+                })
             }
         }
     }
@@ -380,9 +476,26 @@ impl Io {
         let (r, w) = stream.into_split();
         let (recv_tx, recv_rx) = mpsc::unbounded_channel();
         let (write_tx, write_rx) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(reader_task(r, recv_rx, Arc::clone(&self.mem), self.done_tx.clone()));
-        let writer = tokio::spawn(writer_task(w, write_rx, Arc::clone(&self.mem), self.done_tx.clone()));
-        self.conns.insert(id, Conn { recv_tx, write_tx, tasks: [reader, writer] });
+        let reader = tokio::spawn(reader_task(
+            r,
+            recv_rx,
+            Arc::clone(&self.mem),
+            self.done_tx.clone(),
+        ));
+        let writer = tokio::spawn(writer_task(
+            w,
+            write_rx,
+            Arc::clone(&self.mem),
+            self.done_tx.clone(),
+        ));
+        self.conns.insert(
+            id,
+            Conn {
+                recv_tx,
+                write_tx,
+                tasks: [reader, writer],
+            },
+        );
         id
     }
 
@@ -395,18 +508,37 @@ impl Io {
         };
         self.shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
         let id = self.add_conn(stream);
-        self.post(Cqe { op: Op::Accept as u8, conn: id, result: 0, user: p.user })
+        self.post(Cqe {
+            op: Op::Accept as u8,
+            conn: id,
+            result: 0,
+            user: p.user,
+        })
     }
 
     fn finish_op(&mut self, done: Done) -> Result<(), VmExit> {
         match done {
-            Done::Io { op_id, result, bytes, inbound } => {
+            Done::Io {
+                op_id,
+                result,
+                bytes,
+                inbound,
+            } => {
                 let Some(p) = self.ops.remove(&op_id) else {
                     return Ok(()); // cancelled by a Close
                 };
-                let stat = if inbound { &self.shared.stats.bytes_in } else { &self.shared.stats.bytes_out };
+                let stat = if inbound {
+                    &self.shared.stats.bytes_in
+                } else {
+                    &self.shared.stats.bytes_out
+                };
                 stat.fetch_add(bytes, Ordering::Relaxed);
-                self.post(Cqe { op: p.op as u8, conn: p.conn, result, user: p.user })
+                self.post(Cqe {
+                    op: p.op as u8,
+                    conn: p.conn,
+                    result,
+                    user: p.user,
+                })
             }
             Done::Connected { op_id, stream } => {
                 let Some(p) = self.ops.remove(&op_id) else {
@@ -416,15 +548,30 @@ impl Io {
                     Ok(s) if self.conns.len() < self.max_conns => {
                         self.shared.stats.connected.fetch_add(1, Ordering::Relaxed);
                         let id = self.add_conn(s);
-                        self.post(Cqe { op: p.op as u8, conn: id, result: 0, user: p.user })
+                        self.post(Cqe {
+                            op: p.op as u8,
+                            conn: id,
+                            result: 0,
+                            user: p.user,
+                        })
                     }
-                    Ok(_) => self.post(Cqe { op: p.op as u8, conn: 0, result: -errno::EAGAIN, user: p.user }),
+                    Ok(_) => self.post(Cqe {
+                        op: p.op as u8,
+                        conn: 0,
+                        result: -errno::EAGAIN,
+                        user: p.user,
+                    }),
                     Err(e) => {
                         let err = match e.kind() {
                             std::io::ErrorKind::ConnectionRefused => errno::ECONNREFUSED,
                             _ => e.raw_os_error().map_or(errno::EIO, i64::from),
                         };
-                        self.post(Cqe { op: p.op as u8, conn: 0, result: -err, user: p.user })
+                        self.post(Cqe {
+                            op: p.op as u8,
+                            conn: 0,
+                            result: -err,
+                            user: p.user,
+                        })
                     }
                 }
             }
@@ -461,7 +608,15 @@ async fn reader_task(
             },
             Err(e) => (-io_errno(&e), 0),
         };
-        if done.send(Done::Io { op_id, result, bytes, inbound: true }).is_err() {
+        if done
+            .send(Done::Io {
+                op_id,
+                result,
+                bytes,
+                inbound: true,
+            })
+            .is_err()
+        {
             return;
         }
     }
@@ -501,7 +656,15 @@ async fn writer_task(
                 (op_id, r, 0)
             }
         };
-        if done.send(Done::Io { op_id, result, bytes, inbound: false }).is_err() {
+        if done
+            .send(Done::Io {
+                op_id,
+                result,
+                bytes,
+                inbound: false,
+            })
+            .is_err()
+        {
             return;
         }
     }

@@ -9,13 +9,21 @@ use guest_abi::{port, Hypercall, LogLevel, MAX_LOG, PAGE_SIZE};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use crate::arch::stack_guard;
+use crate::clock::ClockPage;
 use crate::control::VmShared;
 use crate::error::{GuestFault, VmExit};
 use crate::memory::{GuestAddr, GuestMemory};
 use crate::rings::HostRings;
 
 /// Runs the vCPU until the VM ends; records the ending in `shared`.
-pub(crate) fn run_vcpu(mut vcpu: VcpuFd, mem: Arc<GuestMemory>, shared: Arc<VmShared>, rings: HostRings, notify: Option<Arc<crate::net::Notifier>>) {
+pub(crate) fn run_vcpu(
+    mut vcpu: VcpuFd,
+    mem: Arc<GuestMemory>,
+    shared: Arc<VmShared>,
+    rings: HostRings,
+    notify: Option<Arc<crate::net::Notifier>>,
+    clock: Arc<ClockPage>,
+) {
     let why = loop {
         if shared.stopping() {
             break VmExit::Stopped;
@@ -32,7 +40,15 @@ pub(crate) fn run_vcpu(mut vcpu: VcpuFd, mem: Arc<GuestMemory>, shared: Arc<VmSh
                 let k = data.len().min(4);
                 n[..k].copy_from_slice(&data[..k]);
                 let number = u32::from_le_bytes(n);
-                hypercall(&vcpu, number, &mem, &shared, &rings, notify.as_deref())
+                hypercall(
+                    &vcpu,
+                    number,
+                    &mem,
+                    &shared,
+                    &rings,
+                    notify.as_deref(),
+                    &clock,
+                )
             }
             VcpuExit::IoOut(p, _) if p == port::NOTIFY => {
                 if let Some(n) = &notify {
@@ -40,17 +56,27 @@ pub(crate) fn run_vcpu(mut vcpu: VcpuFd, mem: Arc<GuestMemory>, shared: Arc<VmSh
                 }
                 Ok(())
             }
-            VcpuExit::IoOut(p, _) => Err(VmExit::Faulted(GuestFault::BadPort { port: p, input: false })),
-            VcpuExit::IoIn(p, _) => Err(VmExit::Faulted(GuestFault::BadPort { port: p, input: true })),
-            VcpuExit::MmioRead(addr, _) | VcpuExit::MmioWrite(addr, _) => Err(VmExit::Faulted(GuestFault::Mmio { addr })),
+            VcpuExit::IoOut(p, _) => Err(VmExit::Faulted(GuestFault::BadPort {
+                port: p,
+                input: false,
+            })),
+            VcpuExit::IoIn(p, _) => Err(VmExit::Faulted(GuestFault::BadPort {
+                port: p,
+                input: true,
+            })),
+            VcpuExit::MmioRead(addr, _) | VcpuExit::MmioWrite(addr, _) => {
+                Err(VmExit::Faulted(GuestFault::Mmio { addr }))
+            }
             VcpuExit::Shutdown => Err(VmExit::Faulted(describe_crash(&vcpu, mem.size()))),
             VcpuExit::Hlt => Err(VmExit::Faulted(GuestFault::Halt { rip: rip(&vcpu) })),
             VcpuExit::Intr => Ok(()),
-            VcpuExit::FailEntry(reason, cpu) => {
-                Err(VmExit::HostError(format!("KVM could not enter the guest (reason {reason:#x}, cpu {cpu})")))
-            }
+            VcpuExit::FailEntry(reason, cpu) => Err(VmExit::HostError(format!(
+                "KVM could not enter the guest (reason {reason:#x}, cpu {cpu})"
+            ))),
             VcpuExit::InternalError => Err(VmExit::HostError("KVM internal error".into())),
-            other => Err(VmExit::Faulted(GuestFault::UnknownExit(format!("{other:?}")))),
+            other => Err(VmExit::Faulted(GuestFault::UnknownExit(format!(
+                "{other:?}"
+            )))),
         };
         if let Err(why) = outcome {
             break why;
@@ -74,21 +100,33 @@ fn describe_crash(vcpu: &VcpuFd, mem_size: u64) -> GuestFault {
         } else if (guard..guard + PAGE_SIZE).contains(&cr2) {
             Some("stack overflow: the stack guard page was hit".to_string())
         } else if cr2 >= mem_size {
-            Some(format!("the address is beyond the {} MiB of guest memory", mem_size >> 20))
+            Some(format!(
+                "the address is beyond the {} MiB of guest memory",
+                mem_size >> 20
+            ))
         } else {
             None
         }
     } else {
         None
     };
-    GuestFault::Exception { rip, cr2, vector, note }
+    GuestFault::Exception {
+        rip,
+        cr2,
+        vector,
+        note,
+    }
 }
 
 fn guest_str(mem: &GuestMemory, addr: u64, len: u64, call: &'static str) -> Result<String, VmExit> {
     let len = len.min(MAX_LOG);
     let mut buf = vec![0u8; len as usize];
-    mem.read(GuestAddr(addr), &mut buf)
-        .map_err(|e| VmExit::Faulted(GuestFault::BadPointer { call, detail: e.to_string() }))?;
+    mem.read(GuestAddr(addr), &mut buf).map_err(|e| {
+        VmExit::Faulted(GuestFault::BadPointer {
+            call,
+            detail: e.to_string(),
+        })
+    })?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
@@ -99,20 +137,29 @@ fn hypercall(
     shared: &VmShared,
     rings: &HostRings,
     notify: Option<&crate::net::Notifier>,
+    clock: &ClockPage,
 ) -> Result<(), VmExit> {
     shared.stats.hypercalls.fetch_add(1, Ordering::Relaxed);
-    let mut regs = vcpu.get_regs().map_err(|e| VmExit::HostError(format!("KVM_GET_REGS: {e}")))?;
+    let mut regs = vcpu
+        .get_regs()
+        .map_err(|e| VmExit::HostError(format!("KVM_GET_REGS: {e}")))?;
     let Some(call) = Hypercall::from_u32(number) else {
-        return Err(VmExit::Faulted(GuestFault::BadHypercall { number: u64::from(number), rip: regs.rip }));
+        return Err(VmExit::Faulted(GuestFault::BadHypercall {
+            number: u64::from(number),
+            rip: regs.rip,
+        }));
     };
     let result: u64 = match call {
         Hypercall::Wait => {
             let seen = shared.bell_count();
-            let pending = rings.completions_pending(mem).map_err(|e| VmExit::Faulted(GuestFault::Ring(e)))?;
+            let pending = rings
+                .completions_pending(mem)
+                .map_err(|e| VmExit::Faulted(GuestFault::Ring(e)))?;
             if !pending && !shared.stopping() {
                 shared.stats.waits.fetch_add(1, Ordering::Relaxed);
                 let timeout = (regs.rdi != u64::MAX).then(|| Duration::from_nanos(regs.rdi));
                 shared.wait_bell(seen, timeout);
+                clock.update(mem);
             }
             0
         }
@@ -147,6 +194,7 @@ fn hypercall(
         }
     };
     regs.rax = result;
-    vcpu.set_regs(&regs).map_err(|e| VmExit::HostError(format!("KVM_SET_REGS: {e}")))?;
+    vcpu.set_regs(&regs)
+        .map_err(|e| VmExit::HostError(format!("KVM_SET_REGS: {e}")))?;
     Ok(())
 }

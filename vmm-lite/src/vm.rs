@@ -11,6 +11,7 @@ use kvm_bindings::{kvm_fpu, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{IoEventAddress, Kvm, NoDatamatch, VcpuFd, VmFd};
 
 use crate::arch::{self, MAX_MEM};
+use crate::clock::ClockPage;
 use crate::control::VmShared;
 use crate::elf;
 use crate::error::{VmExit, VmmError};
@@ -81,7 +82,11 @@ impl Vm {
         }
         let mem_size = u64::from(cfg.mem_mib) << 20;
         if mem_size > MAX_MEM {
-            return Err(VmmError::Config(format!("--mem-mib {} exceeds the {} MiB the layout supports", cfg.mem_mib, MAX_MEM >> 20)));
+            return Err(VmmError::Config(format!(
+                "--mem-mib {} exceeds the {} MiB the layout supports",
+                cfg.mem_mib,
+                MAX_MEM >> 20
+            )));
         }
         let t0 = Instant::now();
         let kvm = Kvm::new().map_err(VmmError::NoKvm)?;
@@ -104,7 +109,8 @@ impl Vm {
         let image = elf::load(&cfg.elf, &mem, heap_end)?;
         arch::write_page_tables(&mem)?;
         arch::write_tss(&mem)?;
-        let rings = HostRings::new(ring::DEFAULT_ENTRIES).ok_or_else(|| VmmError::Config("bad ring size".into()))?;
+        let rings = HostRings::new(ring::DEFAULT_ENTRIES)
+            .ok_or_else(|| VmmError::Config("bad ring size".into()))?;
         let mut boot = BootInfo::new();
         boot.mem_size = mem_size;
         boot.heap_start = image.end;
@@ -142,16 +148,31 @@ impl Vm {
         let t2 = Instant::now();
 
         let vcpu = vm.create_vcpu(0).map_err(kvm_err("create vCPU"))?;
-        let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("get supported CPUID"))?;
+        let cpuid = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(kvm_err("get supported CPUID"))?;
         vcpu.set_cpuid2(&cpuid).map_err(kvm_err("set CPUID"))?;
         let sregs = vcpu.get_sregs().map_err(kvm_err("get sregs"))?;
-        vcpu.set_sregs(&arch::long_mode_sregs(sregs)).map_err(kvm_err("set sregs"))?;
-        let fpu = kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
+        vcpu.set_sregs(&arch::long_mode_sregs(sregs))
+            .map_err(kvm_err("set sregs"))?;
+        let fpu = kvm_fpu {
+            fcw: 0x37f,
+            mxcsr: 0x1f80,
+            ..Default::default()
+        };
         vcpu.set_fpu(&fpu).map_err(kvm_err("set FPU"))?;
-        vcpu.set_regs(&arch::entry_regs(image.entry, mem_size)).map_err(kvm_err("set regs"))?;
-        let notifier = Arc::new(Notifier::new().map_err(|source| VmmError::Io { what: "eventfd".into(), source })?);
+        vcpu.set_regs(&arch::entry_regs(image.entry, mem_size))
+            .map_err(kvm_err("set regs"))?;
+        let notifier = Arc::new(Notifier::new().map_err(|source| VmmError::Io {
+            what: "eventfd".into(),
+            source,
+        })?);
         let ioeventfd = vm
-            .register_ioevent(notifier.eventfd(), &IoEventAddress::Pio(u64::from(guest_abi::port::NOTIFY)), NoDatamatch)
+            .register_ioevent(
+                notifier.eventfd(),
+                &IoEventAddress::Pio(u64::from(guest_abi::port::NOTIFY)),
+                NoDatamatch,
+            )
             .is_ok();
         let t3 = Instant::now();
 
@@ -170,7 +191,11 @@ impl Vm {
                 endpoints: cfg.endpoints.into_iter().map(|(_, a)| a).collect(),
                 max_conns: cfg.max_conns,
             },
-            timings: CreateTimings { vm_create_us: us(t1 - t0), load_us: us(t2 - t1), vcpu_us: us(t3 - t2) },
+            timings: CreateTimings {
+                vm_create_us: us(t1 - t0),
+                load_us: us(t2 - t1),
+                vcpu_us: us(t3 - t2),
+            },
         })
     }
 
@@ -187,28 +212,55 @@ impl Vm {
     /// Runs the VM until it ends, and says how.
     pub fn run(self) -> VmExit {
         kick::install_handler();
-        let Vm { vcpu, mem, shared, rings, notifier, net: netcfg, ioeventfd, .. } = self;
+        let Vm {
+            vcpu,
+            mem,
+            shared,
+            rings,
+            notifier,
+            net: netcfg,
+            ioeventfd,
+            ..
+        } = self;
         let (kicker_tx, kicker_rx) = std::sync::mpsc::channel::<ThreadKicker>();
         let done = Arc::new(AtomicBool::new(false));
+        let clock = Arc::new(ClockPage::new());
+        clock.update(&mem);
         let vcpu_thread = {
             let mem = Arc::clone(&mem);
             let shared = Arc::clone(&shared);
-            let notify = if ioeventfd { None } else { Some(Arc::clone(&notifier)) };
+            let notify = if ioeventfd {
+                None
+            } else {
+                Some(Arc::clone(&notifier))
+            };
             let done = Arc::clone(&done);
-            std::thread::Builder::new().name("vcpu0".into()).spawn(move || {
-                let _ = kicker_tx.send(ThreadKicker::current());
-                run_vcpu(vcpu, mem, shared, rings, notify);
-                done.store(true, Ordering::SeqCst);
-            })
+            let clock = Arc::clone(&clock);
+            std::thread::Builder::new()
+                .name("vcpu0".into())
+                .spawn(move || {
+                    let _ = kicker_tx.send(ThreadKicker::current());
+                    run_vcpu(vcpu, mem, shared, rings, notify, clock);
+                    done.store(true, Ordering::SeqCst);
+                })
         };
         let vcpu_thread = match vcpu_thread {
             Ok(t) => t,
             Err(e) => return VmExit::HostError(format!("cannot start the vCPU thread: {e}")),
         };
         let kicker = kicker_rx.recv().ok();
-        let io_thread = net::spawn(Arc::clone(&mem), Arc::clone(&shared), rings, netcfg, Arc::clone(&notifier), Box::new(|| {}));
+        let io_thread = net::spawn(
+            Arc::clone(&mem),
+            Arc::clone(&shared),
+            rings,
+            netcfg,
+            Arc::clone(&notifier),
+            Arc::clone(&clock),
+        );
         if let Err(e) = &io_thread {
-            shared.finish(VmExit::HostError(format!("cannot start the I/O thread: {e}")));
+            shared.finish(VmExit::HostError(format!(
+                "cannot start the I/O thread: {e}"
+            )));
         }
         // Wait for the end, whoever causes it; kick the vCPU out of KVM_RUN
         // until it has left its loop (a kick just before KVM_RUN is lost).

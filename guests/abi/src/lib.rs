@@ -459,7 +459,13 @@ impl Sqe {
 
     /// Reads an entry.
     pub fn decode(b: &[u8; 32]) -> Sqe {
-        Sqe { op: b[0], conn: get_u32(b, 4), addr: get_u64(b, 8), len: get_u32(b, 16), user: get_u64(b, 24) }
+        Sqe {
+            op: b[0],
+            conn: get_u32(b, 4),
+            addr: get_u64(b, 8),
+            len: get_u32(b, 16),
+            user: get_u64(b, 24),
+        }
     }
 }
 
@@ -489,7 +495,12 @@ impl Cqe {
 
     /// Reads an entry.
     pub fn decode(b: &[u8; 32]) -> Cqe {
-        Cqe { op: b[0], conn: get_u32(b, 4), result: get_u64(b, 8) as i64, user: get_u64(b, 16) }
+        Cqe {
+            op: b[0],
+            conn: get_u32(b, 4),
+            result: get_u64(b, 8) as i64,
+            user: get_u64(b, 16),
+        }
     }
 }
 
@@ -550,9 +561,20 @@ mod tests {
 
     #[test]
     fn entries_round_trip() {
-        let s = Sqe { op: 4, conn: 7, addr: 0x1234_5678, len: 99, user: u64::MAX };
+        let s = Sqe {
+            op: 4,
+            conn: 7,
+            addr: 0x1234_5678,
+            len: 99,
+            user: u64::MAX,
+        };
         assert_eq!(Sqe::decode(&s.encode()), s);
-        let c = Cqe { op: 3, conn: 1, result: -104, user: 42 };
+        let c = Cqe {
+            op: 3,
+            conn: 1,
+            result: -104,
+            user: 42,
+        };
         assert_eq!(Cqe::decode(&c.encode()), c);
     }
 }

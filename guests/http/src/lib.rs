@@ -38,7 +38,10 @@ pub struct Request<'a> {
 impl Request<'_> {
     /// The value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
     }
 
     /// The path without the query.
@@ -69,19 +72,28 @@ pub struct Response {
 impl Response {
     /// A response with a body.
     pub fn new(status: u16, content_type: &'static str, body: Vec<u8>) -> Self {
-        Response { status, content_type, body }
+        Response {
+            status,
+            content_type,
+            body,
+        }
     }
 
     /// A plain-text response.
     pub fn text(status: u16, text: &str) -> Self {
-        Response::new(status, "text/plain; charset=utf-8", text.as_bytes().to_vec())
+        Response::new(
+            status,
+            "text/plain; charset=utf-8",
+            text.as_bytes().to_vec(),
+        )
     }
 }
 
 /// The application.
 pub trait Handler {
-    /// Answers one request.
-    fn handle(&mut self, req: &Request<'_>) -> Response;
+    /// Answers one request. `net` allows blocking calls to other services
+    /// ([`Net::call`]) while answering.
+    fn handle(&mut self, net: &mut Net, req: &Request<'_>) -> Response;
     /// A completion that is not the server's (its `user` lacks [`OWNER_HTTP`]).
     fn completion(&mut self, _net: &mut Net, _cqe: Cqe) {}
 }
@@ -101,7 +113,12 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { max_body: 1 << 20, max_head: 64 << 10, recv_buf: 16 << 10, accepts: 64 }
+        Config {
+            max_body: 1 << 20,
+            max_head: 64 << 10,
+            recv_buf: 16 << 10,
+            accepts: 64,
+        }
     }
 }
 
@@ -160,7 +177,7 @@ enum Parsed {
     Fatal,
 }
 
-fn parse_one<H: Handler>(c: &mut Conn, h: &mut H, cfg: &Config) -> Parsed {
+fn parse_one<H: Handler>(c: &mut Conn, h: &mut H, net: &mut Net, cfg: &Config) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut headers);
     let fail = |c: &mut Conn, status: u16, msg: &str| {
@@ -182,14 +199,20 @@ fn parse_one<H: Handler>(c: &mut Conn, h: &mut H, cfg: &Config) -> Parsed {
     let mut close = req.version == Some(0);
     for hd in req.headers.iter() {
         if hd.name.eq_ignore_ascii_case("content-length") {
-            let v = core::str::from_utf8(hd.value).ok().and_then(|s| s.trim().parse::<usize>().ok());
+            let v = core::str::from_utf8(hd.value)
+                .ok()
+                .and_then(|s| s.trim().parse::<usize>().ok());
             match (v, content_length) {
                 (Some(n), None) => content_length = Some(n),
                 (Some(n), Some(m)) if n == m => {}
                 _ => return fail(c, 400, "bad Content-Length\n"),
             }
         } else if hd.name.eq_ignore_ascii_case("transfer-encoding") {
-            return fail(c, 501, "chunked request bodies are not supported; send Content-Length\n");
+            return fail(
+                c,
+                501,
+                "chunked request bodies are not supported; send Content-Length\n",
+            );
         } else if hd.name.eq_ignore_ascii_case("connection") {
             let v = hd.value;
             if v.eq_ignore_ascii_case(b"close") {
@@ -209,13 +232,21 @@ fn parse_one<H: Handler>(c: &mut Conn, h: &mut H, cfg: &Config) -> Parsed {
     let (Some(method), Some(target)) = (req.method, req.path) else {
         return fail(c, 400, "malformed request line\n");
     };
-    let request = Request { method, target, headers: req.headers, body: &c.inbuf[head_len..head_len + body_len] };
-    let resp = h.handle(&request);
+    let request = Request {
+        method,
+        target,
+        headers: req.headers,
+        body: &c.inbuf[head_len..head_len + body_len],
+    };
+    let resp = h.handle(net, &request);
     let head_only = method == "HEAD";
     let mut out = core::mem::take(&mut c.out);
     write_response(&mut out, &resp, head_only, close);
     c.out = out;
-    Parsed::Done { consumed: head_len + body_len, close }
+    Parsed::Done {
+        consumed: head_len + body_len,
+        close,
+    }
 }
 
 struct Server {
@@ -226,7 +257,9 @@ struct Server {
 
 impl Server {
     fn post_recv(&mut self, id: u32) {
-        let Some(c) = self.conns.get_mut(&id) else { return };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         if c.recv_posted || c.eof || c.closing || c.out.len() > MAX_OUT {
             return;
         }
@@ -245,7 +278,9 @@ impl Server {
     }
 
     fn pump_send(&mut self, id: u32) {
-        let Some(c) = self.conns.get_mut(&id) else { return };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         if c.sending.is_some() || c.closing {
             return;
         }
@@ -256,7 +291,11 @@ impl Server {
             return;
         }
         let max = twinkle_rt::abi::ring::MAX_IO as usize;
-        let chunk: Vec<u8> = if c.out.len() <= max { core::mem::take(&mut c.out) } else { c.out.drain(..max).collect() };
+        let chunk: Vec<u8> = if c.out.len() <= max {
+            core::mem::take(&mut c.out)
+        } else {
+            c.out.drain(..max).collect()
+        };
         let (addr, len) = (chunk.as_ptr() as u64, chunk.len() as u32);
         c.sending = Some(chunk);
         self.net.op(Op::Send, id, addr, len, OWNER_HTTP);
@@ -264,9 +303,11 @@ impl Server {
 
     fn process<H: Handler>(&mut self, id: u32, h: &mut H) {
         let cfg = self.cfg;
-        let Some(c) = self.conns.get_mut(&id) else { return };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         while !c.close_after && !c.inbuf.is_empty() {
-            match parse_one(c, h, &cfg) {
+            match parse_one(c, h, &mut self.net, &cfg) {
                 Parsed::Incomplete => break,
                 Parsed::Done { consumed, close } => {
                     c.inbuf.drain(..consumed);
@@ -294,13 +335,24 @@ impl Server {
                 let rx = alloc::vec![0u8; self.cfg.recv_buf].into_boxed_slice();
                 self.conns.insert(
                     cqe.conn,
-                    Conn { rx, inbuf: Vec::new(), out: Vec::new(), sending: None, recv_posted: false, eof: false, close_after: false, closing: false },
+                    Conn {
+                        rx,
+                        inbuf: Vec::new(),
+                        out: Vec::new(),
+                        sending: None,
+                        recv_posted: false,
+                        eof: false,
+                        close_after: false,
+                        closing: false,
+                    },
                 );
                 self.post_recv(cqe.conn);
             }
             Some(Op::Recv) => {
                 let id = cqe.conn;
-                let Some(c) = self.conns.get_mut(&id) else { return };
+                let Some(c) = self.conns.get_mut(&id) else {
+                    return;
+                };
                 c.recv_posted = false;
                 if c.closing {
                     return;
@@ -321,7 +373,9 @@ impl Server {
             }
             Some(Op::Send) => {
                 let id = cqe.conn;
-                let Some(c) = self.conns.get_mut(&id) else { return };
+                let Some(c) = self.conns.get_mut(&id) else {
+                    return;
+                };
                 c.sending = None;
                 if cqe.result < 0 {
                     self.close(id);
@@ -341,7 +395,11 @@ impl Server {
 /// Runs the server forever: accepts connections on the VMM's listener and
 /// answers requests with `handler`.
 pub fn serve<H: Handler>(handler: &mut H, cfg: Config) -> ! {
-    let mut s = Server { net: Net::new(), conns: BTreeMap::new(), cfg };
+    let mut s = Server {
+        net: Net::new(),
+        conns: BTreeMap::new(),
+        cfg,
+    };
     if !s.net.has_listener() {
         twinkle_rt::warn!("http: the VM has no listener (--listen); nothing to serve");
     }

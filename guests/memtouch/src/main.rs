@@ -68,6 +68,9 @@ fn main() -> u8 {
         }
     }
     let elapsed = twinkle_rt::clock::monotonic_ns() - start;
-    twinkle_rt::info!("memtouch: checksum={sum:016x} elapsed_us={}", elapsed / 1000);
+    twinkle_rt::info!(
+        "memtouch: checksum={sum:016x} elapsed_us={}",
+        elapsed / 1000
+    );
     0
 }

@@ -123,7 +123,7 @@ impl State {
         let mut p = from.max(self.heap_first).next_multiple_of(align);
         while p + n <= end {
             // Skip whole used words quickly.
-            if p % 64 == 0 {
+            if p.is_multiple_of(64) {
                 // SAFETY: p < pages, so word p/64 is inside the bitmap.
                 let word = unsafe { self.bitmap.add(p / 64).read_volatile() };
                 if word == 0 {
@@ -140,7 +140,9 @@ impl State {
     }
 
     fn alloc_pages(&mut self, n: usize, align: usize) -> *mut u8 {
-        let start = self.find_run(n, align, self.hint).or_else(|| self.find_run(n, align, self.heap_first));
+        let start = self
+            .find_run(n, align, self.hint)
+            .or_else(|| self.find_run(n, align, self.heap_first));
         let Some(p) = start else {
             return ptr::null_mut();
         };

@@ -26,7 +26,12 @@ pub struct Net {
     inflight: u32,
     backlog: VecDeque<Sqe>,
     unnotified: bool,
+    deferred: VecDeque<Cqe>,
+    next_sync: u64,
 }
+
+/// Tag in the top byte of `user` for operations made by [`Net::call`].
+pub const OWNER_SYNC: u64 = 0x53 << 56;
 
 impl Net {
     /// Opens the rings the boot info describes.
@@ -42,6 +47,8 @@ impl Net {
             inflight: 0,
             backlog: VecDeque::new(),
             unnotified: false,
+            deferred: VecDeque::new(),
+            next_sync: 1,
         }
     }
 
@@ -64,7 +71,13 @@ impl Net {
         let slot = u64::from(self.sq_tail & (self.entries - 1));
         let bytes = sqe.encode();
         // SAFETY: the slot lies inside the submission queue area.
-        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), (self.sq + slot * ring::ENTRY_SIZE) as *mut u8, 32) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (self.sq + slot * ring::ENTRY_SIZE) as *mut u8,
+                32,
+            )
+        };
         self.sq_tail = self.sq_tail.wrapping_add(1);
         index(self.header + ring::SQ_TAIL).store(self.sq_tail, Ordering::Release);
         self.inflight += 1;
@@ -82,7 +95,13 @@ impl Net {
 
     /// Shorthand for [`Net::submit`].
     pub fn op(&mut self, op: Op, conn: u32, addr: u64, len: u32, user: u64) {
-        self.submit(Sqe { op: op as u8, conn, addr, len, user });
+        self.submit(Sqe {
+            op: op as u8,
+            conn,
+            addr,
+            len,
+            user,
+        });
     }
 
     /// Moves backlog into the queue while there is room and tells the VMM.
@@ -99,8 +118,34 @@ impl Net {
         }
     }
 
-    /// The next completion, if any.
+    /// The next completion, if any (completions set aside by [`Net::call`] first).
     pub fn poll(&mut self) -> Option<Cqe> {
+        if let Some(c) = self.deferred.pop_front() {
+            return Some(c);
+        }
+        self.poll_ring()
+    }
+
+    /// Submits one operation and waits for its completion, setting aside
+    /// every other completion for later [`Net::poll`] calls. For code that
+    /// is simplest written in blocking style (a request to a database).
+    pub fn call(&mut self, op: Op, conn: u32, addr: u64, len: u32) -> Cqe {
+        let tag = OWNER_SYNC | (self.next_sync & 0x00ff_ffff_ffff_ffff);
+        self.next_sync += 1;
+        self.op(op, conn, addr, len, tag);
+        loop {
+            self.flush();
+            while let Some(c) = self.poll_ring() {
+                if c.user == tag {
+                    return c;
+                }
+                self.deferred.push_back(c);
+            }
+            self.idle_ring(20_000, u64::MAX);
+        }
+    }
+
+    fn poll_ring(&mut self) -> Option<Cqe> {
         let tail = index(self.header + ring::CQ_TAIL).load(Ordering::Acquire);
         if tail == self.cq_head {
             return None;
@@ -108,7 +153,13 @@ impl Net {
         let slot = u64::from(self.cq_head & (self.entries - 1));
         let mut b = [0u8; 32];
         // SAFETY: the slot lies inside the completion queue area.
-        unsafe { core::ptr::copy_nonoverlapping((self.cq + slot * ring::ENTRY_SIZE) as *const u8, b.as_mut_ptr(), 32) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                (self.cq + slot * ring::ENTRY_SIZE) as *const u8,
+                b.as_mut_ptr(),
+                32,
+            )
+        };
         self.cq_head = self.cq_head.wrapping_add(1);
         index(self.header + ring::CQ_HEAD).store(self.cq_head, Ordering::Release);
         self.inflight = self.inflight.saturating_sub(1);
@@ -118,6 +169,13 @@ impl Net {
     /// Flushes, then polls for up to `spin_ns` before blocking in the VMM
     /// until a completion arrives or `timeout_ns` passes.
     pub fn idle(&mut self, spin_ns: u64, timeout_ns: u64) {
+        if !self.deferred.is_empty() {
+            return;
+        }
+        self.idle_ring(spin_ns, timeout_ns);
+    }
+
+    fn idle_ring(&mut self, spin_ns: u64, timeout_ns: u64) {
         self.flush();
         let start = crate::clock::monotonic_ns();
         loop {
