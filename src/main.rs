@@ -79,6 +79,9 @@ struct VmRunArgs {
     /// Most connections open at once.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     max_conns: usize,
+    /// Serve the control protocol (status, pause, resume, stop: JSON lines) on this Unix socket.
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -200,9 +203,13 @@ fn vm_run(a: VmRunArgs) -> Result<ExitCode> {
         connect: a.connect,
         args: a.args,
         max_conns: a.max_conns,
+        control: a.control,
     };
-    let exit = vmm_lite::launch::run(opts, |addr| {
-        println!("listening {addr}");
+    let exit = vmm_lite::launch::run(opts, |event| match event {
+        vmm_lite::launch::LaunchEvent::Listening(addr) => println!("listening {addr}"),
+        vmm_lite::launch::LaunchEvent::Created(t) => {
+            println!("created {}", serde_json::to_string(&t).unwrap_or_default())
+        }
     })
     .with_context(|| format!("cannot start VM for {name}"))?;
     match &exit {

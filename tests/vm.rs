@@ -438,3 +438,40 @@ fn an_idle_vm_uses_almost_no_cpu() {
     // 3 s at 100 ticks/s = 300 ticks for a busy core; idle must stay near zero.
     assert!(used <= 6, "an idle VM used {used} ticks of CPU in 3 s");
 }
+
+#[test]
+fn the_control_socket_reports_pauses_resumes_and_stops() {
+    use std::os::unix::net::UnixStream;
+    let sock = std::env::temp_dir().join(format!("twinkle-ctl-{}.sock", std::process::id()));
+    let sock_s = sock.display().to_string();
+    let mut vm = VmProc::start("hello", &["--control", &sock_s]);
+    let c = UnixStream::connect(&sock).expect("control socket");
+    let mut w = c.try_clone().expect("clone");
+    let mut r = BufReader::new(c);
+    let mut ask = |req: &str| -> String {
+        w.write_all(format!("{req}\n").as_bytes()).expect("write");
+        let mut line = String::new();
+        r.read_line(&mut line).expect("read");
+        line
+    };
+    let status = ask(r#"{"op":"status"}"#);
+    assert!(status.contains(r#""protocol":1"#) && status.contains(r#""state":"ready""#), "{status}");
+    assert!(ask(r#"{"op":"pause"}"#).contains(r#""state":"paused""#));
+    // A paused VM does not answer...
+    let mut s = TcpStream::connect(vm.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n").expect("write");
+    let mut buf = [0u8; 64];
+    assert!(s.read(&mut buf).is_err(), "a paused VM answered");
+    assert!(ask(r#"{"op":"status"}"#).contains(r#""state":"paused""#));
+    // ...and answers the same request once resumed.
+    assert!(ask(r#"{"op":"resume"}"#).contains(r#""state":"running""#));
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let resp = read_response(&mut BufReader::new(s)).expect("answer after resume");
+    assert_eq!(resp.body, b"ok\n");
+    assert!(ask("not json").contains(r#""ok":false"#));
+    assert!(ask(r#"{"op":"stop"}"#).contains("stopping"));
+    let status = vm.child.wait().expect("wait");
+    assert_eq!(status.code(), Some(143));
+    assert!(!sock.exists(), "the control socket file is removed when the VM ends");
+}

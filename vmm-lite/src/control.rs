@@ -7,6 +7,7 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::error::VmExit;
+use crate::kick::ThreadKicker;
 
 /// Counters a status request reports.
 #[derive(Debug, Default)]
@@ -40,6 +41,10 @@ pub struct VmShared {
     bell: Mutex<u64>,
     bell_cv: Condvar,
     ready_at: OnceLock<Instant>,
+    paused: Mutex<bool>,
+    pause_cv: Condvar,
+    parked: AtomicBool,
+    kicker: OnceLock<ThreadKicker>,
     /// When the VM was created.
     pub started: Instant,
     /// Counters.
@@ -56,6 +61,10 @@ impl VmShared {
             bell: Mutex::new(0),
             bell_cv: Condvar::new(),
             ready_at: OnceLock::new(),
+            paused: Mutex::new(false),
+            pause_cv: Condvar::new(),
+            parked: AtomicBool::new(false),
+            kicker: OnceLock::new(),
             started: Instant::now(),
             stats: Stats::default(),
         }
@@ -70,6 +79,7 @@ impl VmShared {
         self.stop.store(true, Ordering::SeqCst);
         self.exit_cv.notify_all();
         drop(slot);
+        self.pause_cv.notify_all();
         self.ring();
     }
 
@@ -124,6 +134,56 @@ impl VmShared {
                 }
             }
         }
+    }
+
+    pub(crate) fn set_kicker(&self, k: ThreadKicker) {
+        let _ = self.kicker.set(k);
+    }
+
+    /// Kicks the vCPU out of KVM_RUN (if it is in it) and out of a wait.
+    pub(crate) fn kick(&self) {
+        if let Some(k) = self.kicker.get() {
+            k.kick();
+        }
+        self.ring();
+    }
+
+    /// Stops the vCPU between two instructions and keeps it stopped until
+    /// [`VmShared::resume`]; the I/O thread keeps running (the network
+    /// buffers what arrives). Returns once the vCPU is parked, false if it did
+    /// not park within `timeout` (or the VM ended).
+    pub fn pause(&self, timeout: Duration) -> bool {
+        *self.paused.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        let deadline = Instant::now() + timeout;
+        while !self.parked.load(Ordering::SeqCst) {
+            if self.stopping() || Instant::now() >= deadline {
+                return false;
+            }
+            self.kick();
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        true
+    }
+
+    /// Lets a paused vCPU run again.
+    pub fn resume(&self) {
+        *self.paused.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.pause_cv.notify_all();
+    }
+
+    /// Whether the vCPU is parked by a pause.
+    pub fn is_paused(&self) -> bool {
+        self.parked.load(Ordering::SeqCst)
+    }
+
+    /// Called by the vCPU thread before entering the guest: parks while paused.
+    pub(crate) fn park_if_paused(&self) {
+        let mut p = self.paused.lock().unwrap_or_else(|p| p.into_inner());
+        while *p && !self.stopping() {
+            self.parked.store(true, Ordering::SeqCst);
+            p = self.pause_cv.wait_timeout(p, Duration::from_millis(100)).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        self.parked.store(false, Ordering::SeqCst);
     }
 
     /// Records that the guest reported initialization done.

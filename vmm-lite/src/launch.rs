@@ -2,9 +2,20 @@
 //! the endpoints, create the VM, run it, report how it ended.
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::path::PathBuf;
 
+use crate::control_socket::{ControlSocket, VmInfo};
 use crate::error::{VmExit, VmmError};
-use crate::vm::{Vm, VmConfig};
+use crate::vm::{CreateTimings, Vm, VmConfig};
+
+/// Milestones of a launch, reported as they happen.
+#[derive(Debug, Clone, Copy)]
+pub enum LaunchEvent {
+    /// The listener is bound (useful with port 0).
+    Listening(SocketAddr),
+    /// The VM is created and about to run.
+    Created(CreateTimings),
+}
 
 /// Options of one VM run.
 #[derive(Debug, Clone)]
@@ -23,6 +34,8 @@ pub struct RunOptions {
     pub args: Vec<String>,
     /// Most open connections.
     pub max_conns: usize,
+    /// Unix socket for the control protocol (docs/vm-control.md).
+    pub control: Option<PathBuf>,
 }
 
 /// Parses `NAME=HOST:PORT`, resolving the host.
@@ -50,9 +63,8 @@ pub fn parse_endpoint(spec: &str) -> Result<(String, SocketAddr), VmmError> {
     Ok((name.to_string(), resolved))
 }
 
-/// Creates and runs the VM. `on_listening` is called with the bound address
-/// (useful with port 0) before the guest starts.
-pub fn run(opts: RunOptions, on_listening: impl FnOnce(SocketAddr)) -> Result<VmExit, VmmError> {
+/// Creates and runs the VM, reporting milestones to `on_event`.
+pub fn run(opts: RunOptions, mut on_event: impl FnMut(LaunchEvent)) -> Result<VmExit, VmmError> {
     let endpoints = opts
         .connect
         .iter()
@@ -68,15 +80,16 @@ pub fn run(opts: RunOptions, on_listening: impl FnOnce(SocketAddr)) -> Result<Vm
                 what: "listener address".into(),
                 source,
             })?;
-            on_listening(local);
+            on_event(LaunchEvent::Listening(local));
             Some(l)
         }
         None => None,
     };
+    let listen = listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string());
     let vm = Vm::create(VmConfig {
         mem_mib: opts.mem_mib,
-        elf: opts.elf,
-        args: opts.args,
+        elf: opts.elf.clone(),
+        args: opts.args.clone(),
         listener,
         endpoints,
         max_conns: opts.max_conns,
@@ -89,5 +102,13 @@ pub fn run(opts: RunOptions, on_listening: impl FnOnce(SocketAddr)) -> Result<Vm
         ioeventfd = vm.uses_ioeventfd(),
         "VM created"
     );
+    let _control = match &opts.control {
+        Some(path) => Some(
+            ControlSocket::start(path, vm.shared(), VmInfo { app: opts.name.clone(), mem_mib: opts.mem_mib, listen })
+                .map_err(|source| VmmError::Io { what: format!("cannot serve the control socket {}", path.display()), source })?,
+        ),
+        None => None,
+    };
+    on_event(LaunchEvent::Created(vm.timings));
     Ok(vm.run())
 }

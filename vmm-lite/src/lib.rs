@@ -13,6 +13,7 @@
 pub mod arch;
 pub mod clock;
 pub mod control;
+pub mod control_socket;
 pub mod elf;
 pub mod error;
 mod kick;

@@ -25,6 +25,7 @@ pub(crate) fn run_vcpu(
     clock: Arc<ClockPage>,
 ) {
     let why = loop {
+        shared.park_if_paused();
         if shared.stopping() {
             break VmExit::Stopped;
         }

@@ -239,6 +239,7 @@ impl Vm {
             std::thread::Builder::new()
                 .name("vcpu0".into())
                 .spawn(move || {
+                    shared.set_kicker(ThreadKicker::current());
                     let _ = kicker_tx.send(ThreadKicker::current());
                     run_vcpu(vcpu, mem, shared, rings, notify, clock);
                     done.store(true, Ordering::SeqCst);
