@@ -205,10 +205,18 @@ fn vm_run(a: VmRunArgs) -> Result<ExitCode> {
         max_conns: a.max_conns,
         control: a.control,
     };
+    // Milestones go to stdout for the parent process; a parent that stopped
+    // reading must not kill the VM, so write errors are ignored.
+    let say = |line: String| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
     let exit = vmm_lite::launch::run(opts, |event| match event {
-        vmm_lite::launch::LaunchEvent::Listening(addr) => println!("listening {addr}"),
+        vmm_lite::launch::LaunchEvent::Listening(addr) => say(format!("listening {addr}")),
         vmm_lite::launch::LaunchEvent::Created(t) => {
-            println!("created {}", serde_json::to_string(&t).unwrap_or_default())
+            say(format!("created {}", serde_json::to_string(&t).unwrap_or_default()))
         }
     })
     .with_context(|| format!("cannot start VM for {name}"))?;
