@@ -40,6 +40,35 @@ enum Command {
     /// Run one KVM virtual machine (one process per VM).
     #[command(subcommand)]
     Vm(VmCmd),
+    /// Benchmarks that compare twinkle with a peer in the same run (JSON results).
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCmd {
+    /// Cold boot of a VM to its first HTTP response (VM creation and ELF load broken out), and one VM's HTTP req/s vs the same app run natively.
+    #[command(after_help = "Examples:\n  twinkle bench boot --json\n  twinkle bench boot --runs 100 --http-secs 10 --json > boot.json")]
+    Boot(BenchBootArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchBootArgs {
+    /// Measured boots (after 3 warm-up boots).
+    #[arg(long, default_value_t = 30)]
+    runs: usize,
+    /// Guest memory per VM, MiB.
+    #[arg(long, default_value_t = 256)]
+    mem_mib: u32,
+    /// Seconds of HTTP load per target.
+    #[arg(long, default_value_t = 5)]
+    http_secs: u32,
+    /// Concurrent connections of the HTTP load.
+    #[arg(long, default_value_t = 32)]
+    connections: u32,
+    /// Print the JSON report (otherwise a summary).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -173,7 +202,36 @@ fn run(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Policy(p) => policy(p),
         Command::Vm(VmCmd::Run(a)) => vm_run(a),
+        Command::Bench(BenchCmd::Boot(a)) => bench_boot(a),
     }
+}
+
+fn bench_boot(a: BenchBootArgs) -> Result<ExitCode> {
+    let opts = bench::boot::BootOptions {
+        twinkle: std::env::current_exe().context("cannot find the twinkle binary")?,
+        runs: a.runs.max(1),
+        mem_mib: a.mem_mib,
+        http_secs: a.http_secs.max(1),
+        connections: a.connections.max(1),
+        native_hello: None,
+        progress: true,
+    };
+    let r = bench::boot::run(&opts)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        let c = &r.cold_boot_to_first_response_ms;
+        println!("cold boot to first response: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms ({} runs)", c.p50, c.p90, c.p99, r.runs);
+        println!(
+            "  of which: process to listening {:.2} ms, VM create {:.2} ms, ELF load {:.2} ms, vCPU setup {:.2} ms (p50)",
+            r.process_to_listening_ms.p50, r.vm_create_ms.p50, r.elf_load_ms.p50, r.vcpu_setup_ms.p50
+        );
+        println!("HTTP ({} client, {} connections): VM {:.0} req/s, p99 {:.2} ms", r.http.vm.client, r.http.connections, r.http.vm.rps, r.http.vm.p99_ms);
+        if let (Some(n), Some(ratio)) = (&r.http.native, r.http.vm_over_native) {
+            println!("  native {:.0} req/s, p99 {:.2} ms; VM/native = {:.2}", n.rps, n.p99_ms, ratio);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn vm_run(a: VmRunArgs) -> Result<ExitCode> {

@@ -1,0 +1,28 @@
+//! twinkle's benchmarks. Each compares against a peer measured in the same
+//! run and reports ratios next to the raw figures; results are JSON.
+//!
+//! - [`boot`]: cold boot of a VM to its first HTTP response, with VM creation
+//!   and ELF load broken out, and HTTP throughput of one VM against the same
+//!   app run as a native host process.
+
+pub mod boot;
+pub mod httpload;
+pub mod process;
+pub mod stats;
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A process could not be started or misbehaved.
+    #[error("{0}")]
+    Process(String),
+    /// An I/O error with context.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was attempted.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
