@@ -48,7 +48,9 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum BenchCmd {
     /// Cold boot of a VM to its first HTTP response (VM creation and ELF load broken out), and one VM's HTTP req/s vs the same app run natively.
-    #[command(after_help = "Examples:\n  twinkle bench boot --json\n  twinkle bench boot --runs 100 --http-secs 10 --json > boot.json")]
+    #[command(
+        after_help = "Examples:\n  twinkle bench boot --json\n  twinkle bench boot --runs 100 --http-secs 10 --json > boot.json"
+    )]
     Boot(BenchBootArgs),
 }
 
@@ -83,12 +85,7 @@ enum VmCmd {
 #[derive(Args, Debug)]
 struct VmRunArgs {
     /// An embedded guest program (hello, crash, memtouch).
-    #[arg(
-        long,
-        value_name = "NAME",
-        conflicts_with = "elf",
-        required_unless_present = "elf"
-    )]
+    #[arg(long, value_name = "NAME", conflicts_with = "elf", required_unless_present = "elf")]
     app: Option<String>,
     /// A guest ELF file (static, non-PIE, built for the twinkle guest ABI).
     #[arg(long, value_name = "PATH")]
@@ -180,10 +177,7 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, _) => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 fn main() -> ExitCode {
@@ -221,12 +215,18 @@ fn bench_boot(a: BenchBootArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         let c = &r.cold_boot_to_first_response_ms;
-        println!("cold boot to first response: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms ({} runs)", c.p50, c.p90, c.p99, r.runs);
+        println!(
+            "cold boot to first response: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms ({} runs)",
+            c.p50, c.p90, c.p99, r.runs
+        );
         println!(
             "  of which: process to listening {:.2} ms, VM create {:.2} ms, ELF load {:.2} ms, vCPU setup {:.2} ms (p50)",
             r.process_to_listening_ms.p50, r.vm_create_ms.p50, r.elf_load_ms.p50, r.vcpu_setup_ms.p50
         );
-        println!("HTTP ({} client, {} connections): VM {:.0} req/s, p99 {:.2} ms", r.http.vm.client, r.http.connections, r.http.vm.rps, r.http.vm.p99_ms);
+        println!(
+            "HTTP ({} client, {} connections): VM {:.0} req/s, p99 {:.2} ms",
+            r.http.vm.client, r.http.connections, r.http.vm.rps, r.http.vm.p99_ms
+        );
         if let (Some(n), Some(ratio)) = (&r.http.native, r.http.vm_over_native) {
             println!("  native {:.0} req/s, p99 {:.2} ms; VM/native = {:.2}", n.rps, n.p99_ms, ratio);
         }
@@ -239,16 +239,12 @@ fn vm_run(a: VmRunArgs) -> Result<ExitCode> {
         (Some(app), _) => {
             let Some((_, bytes)) = guest_apps::APPS.iter().find(|(n, _)| n == app) else {
                 let known: Vec<&str> = guest_apps::APPS.iter().map(|(n, _)| *n).collect();
-                anyhow::bail!(
-                    "no embedded app named {app:?}; embedded apps: {}",
-                    known.join(", ")
-                );
+                anyhow::bail!("no embedded app named {app:?}; embedded apps: {}", known.join(", "));
             };
             (bytes.to_vec(), app.clone())
         }
         (None, Some(path)) => {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("cannot read guest ELF {}", path.display()))?;
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read guest ELF {}", path.display()))?;
             (bytes, path.display().to_string())
         }
         (None, None) => anyhow::bail!("give --app NAME or --elf PATH"),
@@ -326,28 +322,19 @@ fn policy(cmd: PolicyCmd) -> Result<ExitCode> {
         PolicyCmd::Simulate(a) => {
             let p = policies::load_policy_file(&a.file)?;
             let service = match &a.service {
-                Some(name) => {
-                    p.service(name)
-                        .ok_or_else(|| policies::PolicyError::UnknownService {
-                            name: name.clone(),
-                            known: p
-                                .services
-                                .iter()
-                                .map(|s| s.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        })?
-                }
+                Some(name) => p.service(name).ok_or_else(|| policies::PolicyError::UnknownService {
+                    name: name.clone(),
+                    known: p.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+                })?,
                 None => p.services.first().context("the policy has no service")?,
             };
             let name = a.trace.display().to_string();
-            let text = std::fs::read_to_string(&a.trace)
-                .with_context(|| format!("cannot read trace {name}"))?;
+            let text = std::fs::read_to_string(&a.trace).with_context(|| format!("cannot read trace {name}"))?;
             let trace = policies::simulate::parse_trace(&name, &text)?;
             let opts = policies::simulate::SimOptions {
-                start_time: a.start_time.unwrap_or_else(|| {
-                    policies::simulate::SimOptions::assumed_start_time(service.start)
-                }),
+                start_time: a
+                    .start_time
+                    .unwrap_or_else(|| policies::simulate::SimOptions::assumed_start_time(service.start)),
                 drain_time: a.drain_time,
             };
             let report = policies::simulate::simulate(service, &trace, &opts, &name)?;

@@ -44,10 +44,7 @@ fn help_and_version_on_every_command() {
         let help = text(&out.stdout);
         assert!(help.contains("Usage:"), "{args:?}: {help}");
         if args.len() == 3 || args == ["--help"] {
-            assert!(
-                help.contains("Examples:"),
-                "{args:?} has no examples: {help}"
-            );
+            assert!(help.contains("Examples:"), "{args:?} has no examples: {help}");
         }
     }
 }
@@ -56,10 +53,7 @@ fn help_and_version_on_every_command() {
 fn unknown_command_fails_with_usage() {
     let out = twinkle(&["polcy"]);
     assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("policy"),
-        "clap suggests the right command"
-    );
+    assert!(text(&out.stderr).contains("policy"), "clap suggests the right command");
 }
 
 #[test]
@@ -69,20 +63,12 @@ fn check_accepts_the_examples() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = twinkle(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(
-        text(&out.stdout).matches(": ok (").count(),
-        examples().len()
-    );
+    assert_eq!(text(&out.stdout).matches(": ok (").count(), examples().len());
 }
 
 #[test]
 fn check_rejects_a_bad_file_with_file_line_col() {
-    let out = twinkle(&[
-        "policy",
-        "check",
-        "policies/examples/rubis.toml",
-        "policies/tests/bad/unknown-key.toml",
-    ]);
+    let out = twinkle(&["policy", "check", "policies/examples/rubis.toml", "policies/tests/bad/unknown-key.toml"]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
@@ -108,8 +94,7 @@ fn explain_fills_in_defaults() {
     assert!(toml.contains("give_up_after = 3"), "{toml}");
     assert!(toml.contains("client_header = \"10s\""), "{toml}");
     let out = twinkle(&["policy", "explain", "--json", "policies/examples/tpcw.toml"]);
-    let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("explain --json is JSON");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("explain --json is JSON");
     assert_eq!(json["service"][0]["scale_up"]["threshold_ms"], 3000);
 }
 
@@ -129,20 +114,13 @@ fn simulate_the_flash_crowd() {
     assert!(s["scale_ups"].as_u64().unwrap_or(0) >= 2, "{s}");
     assert!(s["scale_downs"].as_u64().unwrap_or(0) >= 1, "{s}");
     assert_eq!(s["replacements"], 1, "the trace kills one instance");
-    assert!(
-        s["max_active"].as_u64().unwrap_or(0) <= 8,
-        "never above max_instances"
-    );
+    assert!(s["max_active"].as_u64().unwrap_or(0) <= 8, "never above max_instances");
     // The first scale-up comes after the crowd starts (t=60) plus sustain.
     let first_up = r["ticks"]
         .as_array()
         .expect("ticks")
         .iter()
-        .find(|t| {
-            t["actions"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|a| a["rule"] == "ScaleUp"))
-        })
+        .find(|t| t["actions"].as_array().is_some_and(|a| a.iter().any(|a| a["rule"] == "ScaleUp")))
         .expect("a scale-up");
     let t = first_up["t"].as_u64().expect("t");
     assert!((62..80).contains(&t), "first scale-up at {t}");
@@ -166,42 +144,12 @@ fn simulate_explains_a_bad_trace_or_service() {
     let trace = dir.join("bad.csv");
     std::fs::write(&trace, "t,rps\n0,10\n").expect("write");
     let tr = trace.display().to_string();
-    let out = twinkle(&[
-        "policy",
-        "simulate",
-        "policies/examples/rubis.toml",
-        "--trace",
-        &tr,
-    ]);
+    let out = twinkle(&["policy", "simulate", "policies/examples/rubis.toml", "--trace", &tr]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("scales on p99 but the trace has no `p99_ms` column"),
-        "{}",
-        text(&out.stderr)
-    );
-    let out = twinkle(&[
-        "policy",
-        "simulate",
-        "policies/examples/rubis.toml",
-        "--trace",
-        &tr,
-        "--service",
-        "nope",
-    ]);
-    assert!(
-        text(&out.stderr).contains("no service named `nope`; it has: rubis"),
-        "{}",
-        text(&out.stderr)
-    );
-    let out = twinkle(&[
-        "policy",
-        "simulate",
-        "policies/examples/rubis.toml",
-        "--trace",
-        &tr,
-        "--start-time",
-        "fast",
-    ]);
+    assert!(text(&out.stderr).contains("scales on p99 but the trace has no `p99_ms` column"), "{}", text(&out.stderr));
+    let out = twinkle(&["policy", "simulate", "policies/examples/rubis.toml", "--trace", &tr, "--service", "nope"]);
+    assert!(text(&out.stderr).contains("no service named `nope`; it has: rubis"), "{}", text(&out.stderr));
+    let out = twinkle(&["policy", "simulate", "policies/examples/rubis.toml", "--trace", &tr, "--start-time", "fast"]);
     assert_eq!(out.status.code(), Some(2), "clap usage error");
     let _ = std::fs::remove_dir_all(&dir);
 }

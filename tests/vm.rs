@@ -7,11 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn require_kvm() {
-    if let Err(e) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-    {
+    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
         panic!("these tests start real KVM virtual machines and need /dev/kvm, which cannot be opened here: {e}");
     }
 }
@@ -30,16 +26,7 @@ impl VmProc {
     fn start(app: &str, extra: &[&str]) -> VmProc {
         require_kvm();
         let mut child = twinkle()
-            .args([
-                "vm",
-                "run",
-                "--app",
-                app,
-                "--listen",
-                "127.0.0.1:0",
-                "--mem-mib",
-                "64",
-            ])
+            .args(["vm", "run", "--app", app, "--listen", "127.0.0.1:0", "--mem-mib", "64"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -47,9 +34,7 @@ impl VmProc {
             .expect("spawn twinkle vm run");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the listening line");
+        BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
         let addr = line
             .trim()
             .strip_prefix("listening ")
@@ -91,10 +76,7 @@ struct Resp {
 
 impl Resp {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -126,11 +108,7 @@ fn read_response(r: &mut BufReader<TcpStream>) -> std::io::Result<Resp> {
         .unwrap_or(0);
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;
-    Ok(Resp {
-        status,
-        headers,
-        body,
-    })
+    Ok(Resp { status, headers, body })
 }
 
 fn request(addr: SocketAddr, raw: &[u8]) -> std::io::Result<Resp> {
@@ -141,10 +119,7 @@ fn request(addr: SocketAddr, raw: &[u8]) -> std::io::Result<Resp> {
 }
 
 fn get(addr: SocketAddr, path: &str) -> std::io::Result<Resp> {
-    request(
-        addr,
-        format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
-    )
+    request(addr, format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
 }
 
 #[test]
@@ -156,16 +131,10 @@ fn hello_answers_http() {
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
     assert_eq!(get(vm.addr, "/health").expect("health").body, b"ok\n");
     assert_eq!(get(vm.addr, "/missing").expect("404").status, 404);
-    assert_eq!(
-        request(vm.addr, b"DELETE / HTTP/1.1\r\nHost: t\r\n\r\n")
-            .expect("405")
-            .status,
-        405
-    );
+    assert_eq!(request(vm.addr, b"DELETE / HTTP/1.1\r\nHost: t\r\n\r\n").expect("405").status, 405);
     // HEAD: the length of the body that GET would send, and no body.
     let mut s = TcpStream::connect(vm.addr).expect("connect");
-    s.write_all(b"HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .expect("write");
+    s.write_all(b"HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").expect("write");
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read until close");
     assert!(raw.contains("Content-Length: 25\r\n"), "{raw}");
@@ -175,27 +144,14 @@ fn hello_answers_http() {
 #[test]
 fn malformed_and_oversized_requests_are_refused() {
     let vm = VmProc::start("hello", &[]);
-    assert_eq!(
-        request(vm.addr, b"GARBAGE\r\n\r\n").expect("400").status,
-        400
-    );
-    let r = request(
-        vm.addr,
-        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n",
-    )
-    .expect("413");
+    assert_eq!(request(vm.addr, b"GARBAGE\r\n\r\n").expect("400").status, 400);
+    let r = request(vm.addr, b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n").expect("413");
     assert_eq!(r.status, 413);
-    let r = request(
-        vm.addr,
-        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
-    )
-    .expect("400");
+    let r = request(vm.addr, b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello")
+        .expect("400");
     assert_eq!(r.status, 400);
-    let r = request(
-        vm.addr,
-        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-    )
-    .expect("501");
+    let r = request(vm.addr, b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        .expect("501");
     assert_eq!(r.status, 501);
     // The VM still serves afterwards.
     assert_eq!(get(vm.addr, "/health").expect("health").status, 200);
@@ -205,8 +161,7 @@ fn malformed_and_oversized_requests_are_refused() {
 fn keep_alive_and_pipelining() {
     let vm = VmProc::start("hello", &[]);
     let s = TcpStream::connect(vm.addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let mut w = s.try_clone().expect("clone");
     let mut r = BufReader::new(s);
     // Three requests in one write: answered in order on one connection.
@@ -219,32 +174,19 @@ fn keep_alive_and_pipelining() {
     for i in 0..50 {
         let body = format!("request {i}");
         w.write_all(
-            format!(
-                "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .as_bytes(),
+            format!("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes(),
         )
         .expect("write");
-        assert_eq!(
-            read_response(&mut r).expect("response").body,
-            body.as_bytes()
-        );
+        assert_eq!(read_response(&mut r).expect("response").body, body.as_bytes());
     }
 }
 
 #[test]
 fn large_bodies_cross_ring_buffers_intact() {
     let vm = VmProc::start("hello", &[]);
-    let body: Vec<u8> = (0..(1 << 20))
-        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
+    let body: Vec<u8> = (0..(1 << 20)).map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     for _ in 0..3 {
-        let mut raw = format!(
-            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
+        let mut raw = format!("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
         raw.extend_from_slice(&body);
         let r = request(vm.addr, &raw).expect("echo 1 MiB");
         assert_eq!(r.status, 200);
@@ -252,29 +194,18 @@ fn large_bodies_cross_ring_buffers_intact() {
     }
     let r = get(vm.addr, "/bytes?n=6000000").expect("6 MB");
     assert_eq!(r.body.len(), 6_000_000);
-    assert!(r
-        .body
-        .iter()
-        .enumerate()
-        .all(|(i, b)| *b == b'a' + (i % 26) as u8));
+    assert!(r.body.iter().enumerate().all(|(i, b)| *b == b'a' + (i % 26) as u8));
 }
 
 #[test]
 fn a_thousand_concurrent_connections() {
     let vm = VmProc::start("hello", &[]);
-    let mut conns: Vec<TcpStream> = (0..1000)
-        .map(|_| TcpStream::connect(vm.addr).expect("connect"))
-        .collect();
+    let mut conns: Vec<TcpStream> = (0..1000).map(|_| TcpStream::connect(vm.addr).expect("connect")).collect();
     for (i, c) in conns.iter_mut().enumerate() {
-        c.set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
+        c.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
         let body = format!("conn {i}");
         c.write_all(
-            format!(
-                "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .as_bytes(),
+            format!("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes(),
         )
         .expect("write");
     }
@@ -289,8 +220,7 @@ fn clients_that_vanish_mid_request_do_not_hurt() {
     let vm = VmProc::start("hello", &[]);
     for _ in 0..20 {
         let mut s = TcpStream::connect(vm.addr).expect("connect");
-        s.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\npartial")
-            .expect("write");
+        s.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\npartial").expect("write");
         drop(s);
         let mut s = TcpStream::connect(vm.addr).expect("connect");
         s.write_all(b"GET /hea").expect("write");
@@ -298,8 +228,7 @@ fn clients_that_vanish_mid_request_do_not_hurt() {
     }
     // A client that stops reading a large response, then leaves.
     let mut s = TcpStream::connect(vm.addr).expect("connect");
-    s.write_all(b"GET /bytes?n=8000000 HTTP/1.1\r\nHost: t\r\n\r\n")
-        .expect("write");
+    s.write_all(b"GET /bytes?n=8000000 HTTP/1.1\r\nHost: t\r\n\r\n").expect("write");
     std::thread::sleep(Duration::from_millis(200));
     drop(s);
     assert_eq!(get(vm.addr, "/health").expect("health").status, 200);
@@ -331,10 +260,7 @@ fn outbound_connections_reach_named_endpoints() {
 fn run_to_end(args: &[&str]) -> (i32, String) {
     require_kvm();
     let out = twinkle().args(args).output().expect("run twinkle");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]
@@ -351,30 +277,14 @@ fn every_crash_mode_ends_the_vm_with_a_message() {
         ("hlt", 134, "general protection fault"),
         ("badcall", 134, "unknown hypercall 999"),
         ("badptr", 134, "bad pointer to log"),
-        (
-            "ring",
-            134,
-            "submission tail 1000000 is 1000000 entries ahead",
-        ),
+        ("ring", 134, "submission tail 1000000 is 1000000 entries ahead"),
         ("badlen", 134, "exceeds the 1048576 byte limit"),
         ("oom", 101, "memory allocation of"),
     ];
     for (mode, code, msg) in cases {
-        let (got, err) = run_to_end(&[
-            "vm",
-            "run",
-            "--app",
-            "crash",
-            "--mem-mib",
-            "64",
-            "--arg",
-            mode,
-        ]);
+        let (got, err) = run_to_end(&["vm", "run", "--app", "crash", "--mem-mib", "64", "--arg", mode]);
         assert_eq!(got, *code, "mode {mode}: exit code; stderr: {err}");
-        assert!(
-            err.contains(msg),
-            "mode {mode}: expected {msg:?} in stderr: {err}"
-        );
+        assert!(err.contains(msg), "mode {mode}: expected {msg:?} in stderr: {err}");
     }
 }
 
@@ -382,16 +292,10 @@ fn every_crash_mode_ends_the_vm_with_a_message() {
 fn bad_input_is_refused_with_a_clear_message() {
     let (code, err) = run_to_end(&["vm", "run", "--app", "nosuch"]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("no embedded app named \"nosuch\"; embedded apps: hello, crash, memtouch"),
-        "{err}"
-    );
+    assert!(err.contains("no embedded app named \"nosuch\"; embedded apps: hello, crash, memtouch"), "{err}");
     let (code, err) = run_to_end(&["vm", "run", "--app", "hello", "--mem-mib", "7"]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("--mem-mib 7 must be an even number of at least 8"),
-        "{err}"
-    );
+    assert!(err.contains("--mem-mib 7 must be an even number of at least 8"), "{err}");
     let (code, err) = run_to_end(&["vm", "run", "--app", "hello", "--connect", "redis"]);
     assert_eq!(code, 1);
     assert!(err.contains("expected NAME=HOST:PORT"), "{err}");

@@ -169,7 +169,13 @@ pub fn run(o: &BootOptions) -> Result<BootReport, BenchError> {
         vm_create_ms: ms(&|b| b.created.vm_create_us as f64 / 1e3),
         elf_load_ms: ms(&|b| b.created.load_us as f64 / 1e3),
         vcpu_setup_ms: ms(&|b| b.created.vcpu_us as f64 / 1e3),
-        http: HttpComparison { connections: o.connections, duration_s: o.http_secs, vm: vm_load, native, vm_over_native: ratio },
+        http: HttpComparison {
+            connections: o.connections,
+            duration_s: o.http_secs,
+            vm: vm_load,
+            native,
+            vm_over_native: ratio,
+        },
         goals: Goals {
             cold_boot_p50_ms_max: 20.0,
             cold_boot_met: cold.p50 <= 20.0,
@@ -181,7 +187,8 @@ pub fn run(o: &BootOptions) -> Result<BootReport, BenchError> {
 
 fn native_load(path: &std::path::Path, o: &BootOptions) -> Result<LoadResult, BenchError> {
     let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| BenchError::Io { what: "pick a port".into(), source })?;
+        let l = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|source| BenchError::Io { what: "pick a port".into(), source })?;
         l.local_addr().map_err(|source| BenchError::Io { what: "pick a port".into(), source })?.port()
     };
     let child = Command::new(path)

@@ -73,10 +73,7 @@ fn wrk(addr: SocketAddr, path: &str, connections: u32, secs: u32) -> Result<Load
         } else if let Some(v) = t.strip_prefix("Non-2xx or 3xx responses:") {
             r.errors += v.trim().parse::<u64>().unwrap_or(0);
         } else if let Some(v) = t.strip_prefix("Socket errors:") {
-            r.errors += v
-                .split(',')
-                .filter_map(|kv| kv.split_whitespace().last()?.parse::<u64>().ok())
-                .sum::<u64>();
+            r.errors += v.split(',').filter_map(|kv| kv.split_whitespace().last()?.parse::<u64>().ok()).sum::<u64>();
         }
     }
     if r.rps == 0.0 {
@@ -109,7 +106,13 @@ fn builtin(addr: SocketAddr, path: &str, connections: u32, secs: u32) -> Result<
         (lat, errors)
     });
     let s = Summary::of(&lat);
-    Ok(LoadResult { client: "builtin".into(), rps: lat.len() as f64 / f64::from(secs), p50_ms: s.p50, p99_ms: s.p99, errors })
+    Ok(LoadResult {
+        client: "builtin".into(),
+        rps: lat.len() as f64 / f64::from(secs),
+        p50_ms: s.p50,
+        p99_ms: s.p99,
+        errors,
+    })
 }
 
 async fn one_connection(addr: SocketAddr, req: String, end: Instant) -> (Vec<f64>, u64) {

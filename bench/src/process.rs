@@ -25,7 +25,12 @@ impl Drop for ChildGuard {
 
 /// Starts `twinkle vm run --app APP --listen 127.0.0.1:0 ...` and returns the
 /// child with the address it listens on, once the `listening` line arrived.
-pub fn start_vm(twinkle: &Path, app: &str, mem_mib: u32, extra: &[&str]) -> Result<(ChildGuard, SocketAddr), BenchError> {
+pub fn start_vm(
+    twinkle: &Path,
+    app: &str,
+    mem_mib: u32,
+    extra: &[&str],
+) -> Result<(ChildGuard, SocketAddr), BenchError> {
     let mut child = Command::new(twinkle)
         .args(["vm", "run", "--app", app, "--listen", "127.0.0.1:0", "--mem-mib", &mem_mib.to_string(), "-q"])
         .args(extra)
@@ -48,7 +53,8 @@ impl ChildGuard {
     pub fn read_line(&mut self) -> Result<String, BenchError> {
         let mut line = String::new();
         if let Some(out) = self.stdout.as_mut() {
-            out.read_line(&mut line).map_err(|source| BenchError::Io { what: "reading the VM's stdout".into(), source })?;
+            out.read_line(&mut line)
+                .map_err(|source| BenchError::Io { what: "reading the VM's stdout".into(), source })?;
         }
         Ok(line.trim_end().to_string())
     }

@@ -34,20 +34,14 @@ impl Timestamp {
 impl Add<Duration> for Timestamp {
     type Output = Timestamp;
     fn add(self, d: Duration) -> Timestamp {
-        Timestamp(
-            self.0
-                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        )
+        Timestamp(self.0.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
     }
 }
 
 impl Sub<Duration> for Timestamp {
     type Output = Timestamp;
     fn sub(self, d: Duration) -> Timestamp {
-        Timestamp(
-            self.0
-                .saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        )
+        Timestamp(self.0.saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
     }
 }
 
@@ -79,9 +73,7 @@ pub struct MonotonicClock {
 impl MonotonicClock {
     /// A clock whose origin is now.
     pub fn new() -> Self {
-        MonotonicClock {
-            origin: Instant::now(),
-        }
+        MonotonicClock { origin: Instant::now() }
     }
 }
 
@@ -106,9 +98,7 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock at `start`.
     pub fn new(start: Timestamp) -> Self {
-        ManualClock {
-            now: std::cell::Cell::new(start.0),
-        }
+        ManualClock { now: std::cell::Cell::new(start.0) }
     }
 
     /// Moves the clock forward by `d`.

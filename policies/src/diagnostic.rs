@@ -17,10 +17,7 @@ pub struct SourceFile {
 impl SourceFile {
     /// Wraps a policy text with the name used in messages.
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
-        SourceFile {
-            name: name.into(),
-            text: text.into(),
-        }
+        SourceFile { name: name.into(), text: text.into() }
     }
 
     /// 1-based line and column (in characters) of a byte offset; offsets past
@@ -39,11 +36,7 @@ impl SourceFile {
 
     /// The text of the 1-based line `line`, without its newline.
     pub fn line_text(&self, line: usize) -> &str {
-        self.text
-            .lines()
-            .nth(line.saturating_sub(1))
-            .unwrap_or("")
-            .trim_end_matches('\r')
+        self.text.lines().nth(line.saturating_sub(1)).unwrap_or("").trim_end_matches('\r')
     }
 }
 
@@ -74,13 +67,7 @@ impl Location {
         } else {
             line_text.chars().count().saturating_sub(col - 1).max(1)
         };
-        Location {
-            file: src.name.clone(),
-            line,
-            col,
-            line_text,
-            width,
-        }
+        Location { file: src.name.clone(), line, col, line_text, width }
     }
 }
 
@@ -121,12 +108,7 @@ impl fmt::Display for Diagnostic {
             let pad = " ".repeat(num.len());
             writeln!(f, "{pad} |")?;
             writeln!(f, "{num} | {}", loc.line_text)?;
-            writeln!(
-                f,
-                "{pad} | {}{}",
-                " ".repeat(loc.col.saturating_sub(1)),
-                "^".repeat(loc.width)
-            )?;
+            writeln!(f, "{pad} | {}{}", " ".repeat(loc.col.saturating_sub(1)), "^".repeat(loc.width))?;
         }
         if let Some(hint) = &self.hint {
             writeln!(f, "  = hint: {hint}")?;

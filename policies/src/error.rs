@@ -58,9 +58,6 @@ fn render(diagnostics: &[Diagnostic]) -> String {
         out.push_str(&d.to_string());
     }
     let n = diagnostics.len();
-    out.push_str(&format!(
-        "{n} error{} in policy",
-        if n == 1 { "" } else { "s" }
-    ));
+    out.push_str(&format!("{n} error{} in policy", if n == 1 { "" } else { "s" }));
     out
 }

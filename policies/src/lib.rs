@@ -29,8 +29,7 @@ mod validate;
 
 pub use clock::{Clock, ManualClock, MonotonicClock, Timestamp};
 pub use decide::{
-    Action, Decider, Decision, InstanceId, InstanceState, InstanceView, Observation, Reason, Rule,
-    WindowStats,
+    Action, Decider, Decision, InstanceId, InstanceState, InstanceView, Observation, Reason, Rule, WindowStats,
 };
 pub use diagnostic::{Diagnostic, SourceFile};
 pub use error::PolicyError;

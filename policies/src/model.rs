@@ -134,10 +134,7 @@ pub struct ImagesConfig {
 
 impl Default for ImagesConfig {
     fn default() -> Self {
-        ImagesConfig {
-            store: "images".into(),
-            link: None,
-        }
+        ImagesConfig { store: "images".into(), link: None }
     }
 }
 
@@ -224,10 +221,7 @@ pub struct Route {
 
 impl Default for Route {
     fn default() -> Self {
-        Route {
-            host: "*".into(),
-            path_prefix: "/".into(),
-        }
+        Route { host: "*".into(), path_prefix: "/".into() }
     }
 }
 
@@ -246,12 +240,7 @@ pub struct InstanceSpec {
 
 impl Default for InstanceSpec {
     fn default() -> Self {
-        InstanceSpec {
-            mem_mib: 256,
-            vcpus: 1,
-            cpu_quota_pct: 100,
-            start_timeout: Dur::from_secs(30),
-        }
+        InstanceSpec { mem_mib: 256, vcpus: 1, cpu_quota_pct: 100, start_timeout: Dur::from_secs(30) }
     }
 }
 
@@ -294,10 +283,7 @@ impl Metric {
 
     /// The metric's name in the policy language.
     pub fn name(self) -> &'static str {
-        Metric::ALL
-            .iter()
-            .find(|(_, m)| *m == self)
-            .map_or("?", |(n, _)| n)
+        Metric::ALL.iter().find(|(_, m)| *m == self).map_or("?", |(n, _)| n)
     }
 
     /// The unit its values are shown in.
@@ -491,10 +477,7 @@ pub struct Hold {
 
 impl Default for Hold {
     fn default() -> Self {
-        Hold {
-            max_wait: Dur::from_secs(5),
-            max_queue: 1000,
-        }
+        Hold { max_wait: Dur::from_secs(5), max_queue: 1000 }
     }
 }
 
@@ -548,12 +531,7 @@ impl Default for Retry {
         Retry {
             attempts: 2,
             budget_pct: 20,
-            on: vec![
-                RetryOn::ConnectFailure,
-                RetryOn::Reset,
-                RetryOn::Status(502),
-                RetryOn::Status(503),
-            ],
+            on: vec![RetryOn::ConnectFailure, RetryOn::Reset, RetryOn::Status(502), RetryOn::Status(503)],
         }
     }
 }
@@ -580,8 +558,6 @@ pub struct Balance {
 
 impl Default for Balance {
     fn default() -> Self {
-        Balance {
-            slow_start: Dur::from_secs(0),
-        }
+        Balance { slow_start: Dur::from_secs(0) }
     }
 }

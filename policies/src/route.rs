@@ -35,14 +35,10 @@ impl HostPattern {
             return Err(format!("expected a host name after `*.`, found \"{text}\""));
         }
         if name.contains(':') {
-            return Err(format!(
-                "host \"{text}\" has a port; hosts are matched without their port"
-            ));
+            return Err(format!("host \"{text}\" has a port; hosts are matched without their port"));
         }
         if name.contains('/') {
-            return Err(format!(
-                "host \"{text}\" looks like a URL; write only the host name"
-            ));
+            return Err(format!("host \"{text}\" looks like a URL; write only the host name"));
         }
         let label_ok = |l: &str| {
             !l.is_empty()
@@ -52,15 +48,9 @@ impl HostPattern {
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         };
         if name.len() > 253 || !name.split('.').all(label_ok) {
-            return Err(format!(
-                "expected \"*\", a host name or \"*.domain\", found \"{text}\""
-            ));
+            return Err(format!("expected \"*\", a host name or \"*.domain\", found \"{text}\""));
         }
-        Ok(if wildcard {
-            HostPattern::Suffix(format!(".{name}"))
-        } else {
-            HostPattern::Exact(name.to_string())
-        })
+        Ok(if wildcard { HostPattern::Suffix(format!(".{name}")) } else { HostPattern::Exact(name.to_string()) })
     }
 
     /// How specific the pattern is when it matches `host` (higher wins), or
@@ -68,9 +58,7 @@ impl HostPattern {
     fn rank(&self, host: &str) -> Option<usize> {
         match self {
             HostPattern::Any => Some(0),
-            HostPattern::Suffix(s) => {
-                (host.len() > s.len() && host.ends_with(s.as_str())).then_some(s.len())
-            }
+            HostPattern::Suffix(s) => (host.len() > s.len() && host.ends_with(s.as_str())).then_some(s.len()),
             HostPattern::Exact(h) => (h == host).then_some(usize::MAX),
         }
     }
@@ -90,24 +78,13 @@ impl std::fmt::Display for HostPattern {
 /// spaces; a trailing `/` is dropped (except for the root).
 pub fn normalize_prefix(text: &str) -> Result<String, String> {
     if !text.starts_with('/') {
-        return Err(format!(
-            "expected a path prefix starting with `/`, found \"{text}\""
-        ));
+        return Err(format!("expected a path prefix starting with `/`, found \"{text}\""));
     }
-    if let Some(c) = text
-        .chars()
-        .find(|c| matches!(c, '?' | '#') || c.is_whitespace() || c.is_control())
-    {
-        return Err(format!(
-            "path prefix \"{text}\" contains {c:?}; only the path is matched"
-        ));
+    if let Some(c) = text.chars().find(|c| matches!(c, '?' | '#') || c.is_whitespace() || c.is_control()) {
+        return Err(format!("path prefix \"{text}\" contains {c:?}; only the path is matched"));
     }
     let trimmed = text.trim_end_matches('/');
-    Ok(if trimmed.is_empty() {
-        "/".into()
-    } else {
-        trimmed.to_string()
-    })
+    Ok(if trimmed.is_empty() { "/".into() } else { trimmed.to_string() })
 }
 
 fn prefix_matches(prefix: &str, path: &str) -> bool {
@@ -132,10 +109,7 @@ impl RouteTable {
     pub fn new<'a>(routes: impl IntoIterator<Item = &'a Route>) -> Result<RouteTable, String> {
         let mut out = Vec::new();
         for r in routes {
-            out.push((
-                HostPattern::parse(&r.host)?,
-                normalize_prefix(&r.path_prefix)?,
-            ));
+            out.push((HostPattern::parse(&r.host)?, normalize_prefix(&r.path_prefix)?));
         }
         Ok(RouteTable { routes: out })
     }
@@ -177,23 +151,14 @@ mod tests {
     use super::*;
 
     fn table(routes: &[(&str, &str)]) -> RouteTable {
-        let routes: Vec<Route> = routes
-            .iter()
-            .map(|(h, p)| Route {
-                host: h.to_string(),
-                path_prefix: p.to_string(),
-            })
-            .collect();
+        let routes: Vec<Route> =
+            routes.iter().map(|(h, p)| Route { host: h.to_string(), path_prefix: p.to_string() }).collect();
         RouteTable::new(&routes).unwrap()
     }
 
     #[test]
     fn exact_host_beats_wildcard_beats_any() {
-        let t = table(&[
-            ("*", "/"),
-            ("*.example.com", "/"),
-            ("shop.example.com", "/"),
-        ]);
+        let t = table(&[("*", "/"), ("*.example.com", "/"), ("shop.example.com", "/")]);
         assert_eq!(t.select("shop.example.com:8080", "/x"), Some(2));
         assert_eq!(t.select("blog.example.com", "/x"), Some(1));
         assert_eq!(t.select("example.com", "/x"), Some(0));
@@ -220,21 +185,13 @@ mod tests {
 
     #[test]
     fn host_patterns_are_checked() {
-        assert!(HostPattern::parse("example.com:80")
-            .unwrap_err()
-            .contains("port"));
+        assert!(HostPattern::parse("example.com:80").unwrap_err().contains("port"));
         assert!(HostPattern::parse("http://x").is_err());
         assert!(HostPattern::parse("*..com").is_err());
         assert!(HostPattern::parse("*.").unwrap_err().contains("after `*.`"));
-        assert_eq!(
-            HostPattern::parse("Example.com.").unwrap(),
-            HostPattern::Exact("example.com".into())
-        );
+        assert_eq!(HostPattern::parse("Example.com.").unwrap(), HostPattern::Exact("example.com".into()));
         assert!(HostPattern::parse("bad_host").is_err());
-        assert_eq!(
-            HostPattern::parse("*.Example.com").unwrap(),
-            HostPattern::Suffix(".example.com".into())
-        );
+        assert_eq!(HostPattern::parse("*.Example.com").unwrap(), HostPattern::Suffix(".example.com".into()));
         assert!(normalize_prefix("api").is_err());
         assert!(normalize_prefix("/a?b").is_err());
         assert_eq!(normalize_prefix("/api/").unwrap(), "/api");

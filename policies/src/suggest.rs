@@ -29,23 +29,12 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        let keys = [
-            "metric",
-            "threshold_ms",
-            "window",
-            "sustain",
-            "step",
-            "max_step",
-            "cooldown",
-        ];
+        let keys = ["metric", "threshold_ms", "window", "sustain", "step", "max_step", "cooldown"];
         assert_eq!(did_you_mean("thresold_ms", &keys), Some("threshold_ms"));
         assert_eq!(did_you_mean("Window", &keys), Some("window"));
         assert_eq!(did_you_mean("cool_down", &keys), Some("cooldown"));
         assert_eq!(did_you_mean("maxstep", &keys), Some("max_step"));
         assert_eq!(did_you_mean("banana", &keys), None);
-        assert_eq!(
-            did_you_mean("twinkel", &["cold", "resume", "lazy", "mmap", "twinkle"]),
-            Some("twinkle")
-        );
+        assert_eq!(did_you_mean("twinkel", &["cold", "resume", "lazy", "mmap", "twinkle"]), Some("twinkle"));
     }
 }

@@ -61,19 +61,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total_ms: u64 = 0;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!(
-                "`{s}` must start with a number, as in \"500ms\", \"2s\" or \"5m\""
-            ));
+            return Err(format!("`{s}` must start with a number, as in \"500ms\", \"2s\" or \"5m\""));
         }
         let number = &rest[..digits];
         rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let unit = rest[..unit_len].trim();
         rest = &rest[unit_len..];
         let Some(&(_, scale)) = DURATION_UNITS.iter().find(|(u, _)| *u == unit) else {
@@ -83,14 +77,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 format!("`{unit}` is not a duration unit (use ms, s, m or h)")
             });
         };
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("`{number}` is not a number"))?;
+        let value: f64 = number.parse().map_err(|_| format!("`{number}` is not a number"))?;
         let ms = value * scale as f64;
         if ms.fract() != 0.0 {
-            return Err(format!(
-                "`{s}` is not a whole number of milliseconds (the resolution is 1ms)"
-            ));
+            return Err(format!("`{s}` is not a whole number of milliseconds (the resolution is 1ms)"));
         }
         total_ms = total_ms.saturating_add(ms as u64);
     }
@@ -154,9 +144,7 @@ pub fn parse_byte_size(text: &str) -> Result<ByteSize, String> {
     if number.is_empty() {
         return Err(format!("`{s}` must start with a number, as in \"64KiB\""));
     }
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("`{number}` is too large"))?;
+    let value: u64 = number.parse().map_err(|_| format!("`{number}` is too large"))?;
     let scale: u64 = match unit.trim() {
         "" | "B" => 1,
         "KiB" => 1 << 10,
@@ -165,16 +153,9 @@ pub fn parse_byte_size(text: &str) -> Result<ByteSize, String> {
         "KB" | "kB" => 1_000,
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
-        other => {
-            return Err(format!(
-                "`{other}` is not a size unit (use B, KiB, MiB, GiB, KB, MB or GB)"
-            ))
-        }
+        other => return Err(format!("`{other}` is not a size unit (use B, KiB, MiB, GiB, KB, MB or GB)")),
     };
-    value
-        .checked_mul(scale)
-        .map(ByteSize)
-        .ok_or_else(|| format!("`{s}` is too large"))
+    value.checked_mul(scale).map(ByteSize).ok_or_else(|| format!("`{s}` is too large"))
 }
 
 /// A link bandwidth in bits per second, for the emulated image-store link.
@@ -190,11 +171,7 @@ impl Bandwidth {
 
 impl fmt::Display for Bandwidth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (unit, scale) in [
-            ("Gbit", 1_000_000_000u64),
-            ("Mbit", 1_000_000),
-            ("Kbit", 1_000),
-        ] {
+        for (unit, scale) in [("Gbit", 1_000_000_000u64), ("Mbit", 1_000_000), ("Kbit", 1_000)] {
             if self.0 >= scale && self.0 % scale == 0 {
                 return write!(f, "{}{unit}", self.0 / scale);
             }
@@ -212,13 +189,9 @@ impl Serialize for Bandwidth {
 /// Parses "100Mbit", "1Gbit", "10Kbit", "500bit", or byte rates "125MB/s", "1GiB/s".
 pub fn parse_bandwidth(text: &str) -> Result<Bandwidth, String> {
     let s = text.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` must start with a number, as in \"1Gbit\""))?;
+    let value: f64 = number.parse().map_err(|_| format!("`{s}` must start with a number, as in \"1Gbit\""))?;
     let bits_per_unit: f64 = match unit.trim() {
         "bit" | "bit/s" | "bps" => 1.0,
         "Kbit" | "kbit" | "Kbit/s" | "kbit/s" => 1e3,
@@ -294,14 +267,9 @@ impl Serialize for Step {
 pub fn parse_step_percent(text: &str) -> Result<Step, String> {
     let s = text.trim();
     let Some(number) = s.strip_suffix('%') else {
-        return Err(format!(
-            "`{s}` is not a percentage; write a count such as 1, or a percentage such as \"100%\""
-        ));
+        return Err(format!("`{s}` is not a percentage; write a count such as 1, or a percentage such as \"100%\""));
     };
-    let p: u32 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a whole percentage such as \"100%\""))?;
+    let p: u32 = number.trim().parse().map_err(|_| format!("`{s}` is not a whole percentage such as \"100%\""))?;
     if p == 0 || p > 1000 {
         return Err(format!("`{s}` must be between 1% and 1000%"));
     }
@@ -333,20 +301,12 @@ mod tests {
     #[test]
     fn bad_durations_say_why() {
         assert!(parse_duration("2").unwrap_err().contains("no unit"));
-        assert!(parse_duration("2 sec")
-            .unwrap_err()
-            .contains("`sec` is not a duration unit"));
-        assert!(parse_duration("s")
-            .unwrap_err()
-            .contains("must start with a number"));
-        assert!(parse_duration("0.1ms")
-            .unwrap_err()
-            .contains("whole number"));
+        assert!(parse_duration("2 sec").unwrap_err().contains("`sec` is not a duration unit"));
+        assert!(parse_duration("s").unwrap_err().contains("must start with a number"));
+        assert!(parse_duration("0.1ms").unwrap_err().contains("whole number"));
         assert!(parse_duration("").is_err());
         assert!(parse_duration("99999h").unwrap_err().contains("30 days"));
-        assert!(parse_duration("1..2s")
-            .unwrap_err()
-            .contains("not a number"));
+        assert!(parse_duration("1..2s").unwrap_err().contains("not a number"));
     }
 
     #[test]
@@ -356,14 +316,8 @@ mod tests {
         assert_eq!(parse_byte_size("16MiB").unwrap().to_string(), "16MiB");
         assert!(parse_byte_size("12XB").is_err());
         assert!(parse_byte_size("99999999999GiB").is_err());
-        assert_eq!(
-            parse_bandwidth("1Gbit").unwrap().bits_per_sec(),
-            1_000_000_000
-        );
-        assert_eq!(
-            parse_bandwidth("125MB/s").unwrap().bits_per_sec(),
-            1_000_000_000
-        );
+        assert_eq!(parse_bandwidth("1Gbit").unwrap().bits_per_sec(), 1_000_000_000);
+        assert_eq!(parse_bandwidth("125MB/s").unwrap().bits_per_sec(), 1_000_000_000);
         assert_eq!(parse_bandwidth("100Mbit").unwrap().to_string(), "100Mbit");
         assert!(parse_bandwidth("fast").is_err());
         assert!(parse_bandwidth("10").unwrap_err().contains("no unit"));

@@ -45,12 +45,7 @@ fn check_dispatcher(policy: &Policy, r: &mut Reader<'_>) {
     let d = &policy.dispatcher;
     let listen = parse_addr(&d.listen);
     if let Err(m) = &listen {
-        err(
-            r,
-            "dispatcher.listen",
-            m.clone(),
-            "use 0.0.0.0:PORT to accept from every interface",
-        );
+        err(r, "dispatcher.listen", m.clone(), "use 0.0.0.0:PORT to accept from every interface");
     }
     let admin = parse_addr(&d.admin_listen);
     match &admin {
@@ -88,10 +83,7 @@ fn check_dispatcher(policy: &Policy, r: &mut Reader<'_>) {
             err(
                 r,
                 "dispatcher.admin_listen",
-                format!(
-                    "the admin API and the proxy would both listen on port {}",
-                    a.port()
-                ),
+                format!("the admin API and the proxy would both listen on port {}", a.port()),
                 "give the admin API its own port, e.g. 9090",
             );
         }
@@ -102,11 +94,7 @@ fn check_dispatcher(policy: &Policy, r: &mut Reader<'_>) {
         .filter(|s| s.scale_up.metric.is_latency())
         .find(|s| s.scale_up.threshold >= d.timeouts.upstream_response.as_millis() as f64)
     {
-        let i = policy
-            .services
-            .iter()
-            .position(|s| std::ptr::eq(s, first))
-            .unwrap_or(0);
+        let i = policy.services.iter().position(|s| std::ptr::eq(s, first)).unwrap_or(0);
         err(
             r,
             &format!("service[{i}].scale_up.threshold_ms"),
@@ -144,33 +132,17 @@ fn check_image_ref(text: &str, path: &str, r: &mut Reader<'_>) {
                 "use a local path, http://HOST:PORT/PREFIX (twinkle images serve) or s3://BUCKET/PREFIX",
             );
         } else if rest.is_empty() || rest.starts_with('/') && scheme != "file" {
-            err(
-                r,
-                path,
-                format!("`{text}` names no host or bucket"),
-                format!("write {scheme}://HOST/PREFIX"),
-            );
+            err(r, path, format!("`{text}` names no host or bucket"), format!("write {scheme}://HOST/PREFIX"));
         }
     }
 }
 
-fn check_name(
-    s: &ServicePolicy,
-    p: &str,
-    i: usize,
-    names: &mut HashMap<String, usize>,
-    r: &mut Reader<'_>,
-) {
+fn check_name(s: &ServicePolicy, p: &str, i: usize, names: &mut HashMap<String, usize>, r: &mut Reader<'_>) {
     let path = format!("{p}.name");
     let valid = !s.name.is_empty()
         && s.name.len() <= 63
-        && s.name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && s.name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        && s.name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !valid {
         err(
             r,
@@ -184,10 +156,7 @@ fn check_name(
         err(
             r,
             &path,
-            format!(
-                "service name \"{}\" is already used by service[{first}]",
-                s.name
-            ),
+            format!("service name \"{}\" is already used by service[{first}]", s.name),
             "every service needs its own name",
         );
     } else {
@@ -218,12 +187,7 @@ fn check_route(
     let prefix = match normalize_prefix(&s.route.path_prefix) {
         Ok(prefix) => Some(prefix),
         Err(why) => {
-            err(
-                r,
-                &format!("{p}.route.path_prefix"),
-                why,
-                "a path prefix starts with `/`, e.g. \"/\" or \"/api\"",
-            );
+            err(r, &format!("{p}.route.path_prefix"), why, "a path prefix starts with `/`, e.g. \"/\" or \"/api\"");
             None
         }
     };
@@ -251,10 +215,7 @@ fn check_counts(s: &ServicePolicy, p: &str, r: &mut Reader<'_>) {
         err(
             r,
             &format!("{p}.min_instances"),
-            format!(
-                "min_instances ({}) is greater than max_instances ({})",
-                s.min_instances, s.max_instances
-            ),
+            format!("min_instances ({}) is greater than max_instances ({})", s.min_instances, s.max_instances),
             "min_instances must be at most max_instances",
         );
     }
@@ -283,10 +244,7 @@ fn check_scaling(s: &ServicePolicy, p: &str, _policy: &Policy, r: &mut Reader<'_
             );
         }
     }
-    for (key, d) in [
-        ("scale_up.window", up.window),
-        ("scale_down.window", down.window),
-    ] {
+    for (key, d) in [("scale_up.window", up.window), ("scale_down.window", down.window)] {
         if d.as_millis() % 1000 != 0 {
             err(
                 r,
@@ -305,11 +263,7 @@ fn check_instance(s: &ServicePolicy, p: &str, r: &mut Reader<'_>) {
             r,
             &format!("{p}.instance.mem_mib"),
             format!("expected a multiple of 2, found {}", i.mem_mib),
-            format!(
-                "guest memory is mapped in 2 MiB pages: use {} or {}",
-                i.mem_mib - 1,
-                i.mem_mib + 1
-            ),
+            format!("guest memory is mapped in 2 MiB pages: use {} or {}", i.mem_mib - 1, i.mem_mib + 1),
         );
     }
     if i.cpu_quota_pct > 100 * i.vcpus {
@@ -333,10 +287,7 @@ fn check_health(s: &ServicePolicy, p: &str, r: &mut Reader<'_>) {
         err(
             r,
             &format!("{p}.health.path"),
-            format!(
-                "expected a request path starting with `/`, found \"{}\"",
-                h.path
-            ),
+            format!("expected a request path starting with `/`, found \"{}\"", h.path),
             "e.g. \"/health\"",
         );
     }
@@ -344,10 +295,7 @@ fn check_health(s: &ServicePolicy, p: &str, r: &mut Reader<'_>) {
         err(
             r,
             &format!("{p}.health.timeout"),
-            format!(
-                "timeout ({}) must be shorter than interval ({})",
-                h.timeout, h.interval
-            ),
+            format!("timeout ({}) must be shorter than interval ({})", h.timeout, h.interval),
             "a check must end before the next one starts",
         );
     }
@@ -355,10 +303,7 @@ fn check_health(s: &ServicePolicy, p: &str, r: &mut Reader<'_>) {
         err(
             r,
             &format!("{p}.health.eject_for"),
-            format!(
-                "eject_for ({}) is longer than eject_max ({})",
-                h.eject_for, h.eject_max
-            ),
+            format!("eject_for ({}) is longer than eject_max ({})", h.eject_for, h.eject_max),
             "eject_for is the first ejection time; eject_max caps its doubling",
         );
     }
@@ -367,22 +312,13 @@ fn check_health(s: &ServicePolicy, p: &str, r: &mut Reader<'_>) {
 fn check_connect(s: &ServicePolicy, p: &str, r: &mut Reader<'_>) {
     for (name, addr) in &s.connect {
         let path = format!("{p}.connect.{name}");
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            err(
-                r,
-                &path,
-                format!("endpoint name `{name}` must be letters, digits, `-` or `_`"),
-                "e.g. redis",
-            );
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            err(r, &path, format!("endpoint name `{name}` must be letters, digits, `-` or `_`"), "e.g. redis");
             continue;
         }
-        let port_ok = addr.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
-        });
+        let port_ok = addr
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
         if !port_ok {
             err(
                 r,

@@ -30,20 +30,12 @@ fn every_bad_file_gives_exactly_its_expected_messages() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     files.sort();
-    assert!(
-        files.len() >= 25,
-        "the table should cover many mistakes, found {}",
-        files.len()
-    );
+    assert!(files.len() >= 25, "the table should cover many mistakes, found {}", files.len());
     let mut failures = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).expect("readable");
         let expected = expectations(&text);
-        assert!(
-            !expected.is_empty(),
-            "{} has no `# expect:` line",
-            file.display()
-        );
+        assert!(!expected.is_empty(), "{} has no `# expect:` line", file.display());
         let got = match load_policy_file(file) {
             Ok(_) => {
                 failures.push(format!("{}: accepted, but it is invalid", file.display()));
@@ -62,34 +54,13 @@ fn every_bad_file_gives_exactly_its_expected_messages() {
             })
             .collect();
         if got != expected {
-            failures.push(format!(
-                "{}:\n  expected {expected:#?}\n  got      {got:#?}",
-                file.display()
-            ));
+            failures.push(format!("{}:\n  expected {expected:#?}\n  got      {got:#?}", file.display()));
         }
         // Every diagnostic must carry a position, a hint and a rendered snippet.
-        for d in load_policy_file(file)
-            .err()
-            .iter()
-            .flat_map(|e| e.diagnostics().to_vec())
-        {
-            assert!(
-                d.location.is_some(),
-                "{}: {} has no location",
-                file.display(),
-                d.headline()
-            );
-            assert!(
-                d.hint.is_some(),
-                "{}: {} has no hint",
-                file.display(),
-                d.headline()
-            );
-            assert!(
-                d.to_string().contains(" | "),
-                "{}: no snippet",
-                file.display()
-            );
+        for d in load_policy_file(file).err().iter().flat_map(|e| e.diagnostics().to_vec()) {
+            assert!(d.location.is_some(), "{}: {} has no location", file.display(), d.headline());
+            assert!(d.hint.is_some(), "{}: {} has no hint", file.display(), d.headline());
+            assert!(d.to_string().contains(" | "), "{}: no snippet", file.display());
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -13,8 +13,7 @@ use policies::decide::{Counts, LatencySummary};
 use policies::simulate::Fleet;
 use policies::units::{Dur, Step};
 use policies::{
-    parse_policy, Action, Decider, InstanceState, Observation, Rule, ServicePolicy, SourceFile,
-    Timestamp, WindowStats,
+    parse_policy, Action, Decider, InstanceState, Observation, Rule, ServicePolicy, SourceFile, Timestamp, WindowStats,
 };
 use proptest::prelude::*;
 
@@ -39,10 +38,7 @@ fn params() -> impl Strategy<Value = Params> {
         1u32..10,
         0u64..6,
         0u64..12,
-        prop_oneof![
-            (1u32..4).prop_map(Step::Count),
-            (10u32..200).prop_map(Step::Percent)
-        ],
+        prop_oneof![(1u32..4).prop_map(Step::Count), (10u32..200).prop_map(Step::Percent)],
         1u32..5,
         0u64..40,
         0u64..10,
@@ -50,36 +46,22 @@ fn params() -> impl Strategy<Value = Params> {
         0u32..4,
         any::<bool>(),
     )
-        .prop_map(
-            |(
-                min,
-                span,
-                sustain,
-                cooldown,
-                step,
-                max_step,
-                stab,
-                dcool,
-                start_ms,
-                gua,
-                replace,
-            )| Params {
-                min,
-                max: (min + span).max(1),
-                sustain,
-                cooldown,
-                step: match step {
-                    Step::Count(n) => Step::Count(n.min(max_step)),
-                    s => s,
-                },
-                max_step,
-                stabilization: stab,
-                down_cooldown: dcool,
-                start_ms,
-                give_up_after: gua,
-                replace,
+        .prop_map(|(min, span, sustain, cooldown, step, max_step, stab, dcool, start_ms, gua, replace)| Params {
+            min,
+            max: (min + span).max(1),
+            sustain,
+            cooldown,
+            step: match step {
+                Step::Count(n) => Step::Count(n.min(max_step)),
+                s => s,
             },
-        )
+            max_step,
+            stabilization: stab,
+            down_cooldown: dcool,
+            start_ms,
+            give_up_after: gua,
+            replace,
+        })
 }
 
 fn service(p: &Params) -> ServicePolicy {
@@ -99,12 +81,7 @@ fn service(p: &Params) -> ServicePolicy {
 }
 
 fn stats(ms: Option<f64>, rps: f64) -> WindowStats {
-    WindowStats {
-        requests: ms.map_or(0, |_| 100),
-        rps,
-        inflight: 0.0,
-        latency: ms.map(LatencySummary::flat),
-    }
+    WindowStats { requests: ms.map_or(0, |_| 100), rps, inflight: 0.0, latency: ms.map(LatencySummary::flat) }
 }
 
 proptest! {

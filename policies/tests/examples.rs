@@ -20,15 +20,8 @@ fn examples() -> Vec<PathBuf> {
 
 #[test]
 fn the_three_examples_exist_and_load() {
-    let names: Vec<String> = examples()
-        .iter()
-        .map(|p| {
-            p.file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
+    let names: Vec<String> =
+        examples().iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
     for want in ["rubis.toml", "tpcw.toml", "two-services.toml"] {
         assert!(names.iter().any(|n| n == want), "missing example {want}");
     }
@@ -44,13 +37,8 @@ fn explain_output_loads_back_to_the_same_policy() {
     for p in examples() {
         let policy = load_policy_file(&p).expect("valid example");
         let text = explain_toml(&policy);
-        let again =
-            parse_policy(&SourceFile::new("explained.toml", text.clone())).unwrap_or_else(|e| {
-                panic!(
-                    "explain output of {} does not load:\n{e}\n{text}",
-                    p.display()
-                )
-            });
+        let again = parse_policy(&SourceFile::new("explained.toml", text.clone()))
+            .unwrap_or_else(|e| panic!("explain output of {} does not load:\n{e}\n{text}", p.display()));
         assert_eq!(policy, again, "{}", p.display());
         assert!(explain_json(&policy).starts_with('{'));
     }
@@ -71,13 +59,8 @@ fn key_paths(v: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
     match v {
         serde_json::Value::Object(map) => {
             for (k, child) in map {
-                let path = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                let is_table = child.is_object()
-                    || (child.is_array() && child.get(0).is_some_and(|c| c.is_object()));
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let is_table = child.is_object() || (child.is_array() && child.get(0).is_some_and(|c| c.is_object()));
                 if !is_table {
                     out.insert(path.clone());
                 }
@@ -95,9 +78,8 @@ fn key_paths(v: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
 
 #[test]
 fn docs_policy_md_documents_every_key() {
-    let docs =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/policy.md"))
-            .expect("docs/policy.md exists");
+    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/policy.md"))
+        .expect("docs/policy.md exists");
     let mut keys = BTreeSet::new();
     for p in examples() {
         let policy = load_policy_file(&p).expect("valid");
@@ -120,8 +102,5 @@ fn docs_policy_md_documents_every_key() {
         .filter(|k| !k.starts_with("service.connect.") || k.as_str() == "service.connect")
         .filter(|k| !docs.contains(&format!("`{k}`")))
         .collect();
-    assert!(
-        missing.is_empty(),
-        "docs/policy.md does not document: {missing:?}"
-    );
+    assert!(missing.is_empty(), "docs/policy.md does not document: {missing:?}");
 }

@@ -84,13 +84,7 @@ pub fn write_tss(mem: &GuestMemory) -> Result<(), OutOfBounds> {
         mem.write(byte, &b)?;
     }
     // A flat GDT for completeness: null, kernel code, kernel data, user data, user code.
-    let gdt: [u64; 5] = [
-        0,
-        0x00af_9b00_0000_ffff,
-        0x00cf_9300_0000_ffff,
-        0x00cf_f300_0000_ffff,
-        0x00af_fb00_0000_ffff,
-    ];
+    let gdt: [u64; 5] = [0, 0x00af_9b00_0000_ffff, 0x00cf_9300_0000_ffff, 0x00cf_f300_0000_ffff, 0x00af_fb00_0000_ffff];
     for (i, d) in gdt.iter().enumerate() {
         mem.write_u64(GuestAddr(L::GDT + 8 * i as u64), *d)?;
     }
@@ -151,13 +145,7 @@ pub fn long_mode_sregs(mut s: kvm_sregs) -> kvm_sregs {
 /// General registers at entry: `rip` the ELF entry, `rdi` the boot-info page,
 /// `rsp` 16-byte aligned minus 8 (as after a call).
 pub fn entry_regs(entry: u64, stack_top: u64) -> kvm_regs {
-    kvm_regs {
-        rip: entry,
-        rsp: stack_top - 8,
-        rdi: L::BOOT_INFO,
-        rflags: 0x2,
-        ..Default::default()
-    }
+    kvm_regs { rip: entry, rsp: stack_top - 8, rdi: L::BOOT_INFO, rflags: 0x2, ..Default::default() }
 }
 
 #[cfg(test)]
@@ -168,30 +156,13 @@ mod tests {
     fn page_tables_map_all_but_the_guards() {
         let mem = GuestMemory::new(8 << 20).unwrap();
         write_page_tables(&mem).unwrap();
-        assert_eq!(
-            mem.read_u64(GuestAddr(L::PT_LOW)).unwrap(),
-            0,
-            "page 0 absent"
-        );
-        assert_eq!(
-            mem.read_u64(GuestAddr(L::PT_LOW + 8)).unwrap(),
-            0x1000 | FLAGS
-        );
-        assert_eq!(
-            mem.read_u64(GuestAddr(L::PD_BASE + 8)).unwrap(),
-            (2 << 20) | FLAGS | HUGE
-        );
+        assert_eq!(mem.read_u64(GuestAddr(L::PT_LOW)).unwrap(), 0, "page 0 absent");
+        assert_eq!(mem.read_u64(GuestAddr(L::PT_LOW + 8)).unwrap(), 0x1000 | FLAGS);
+        assert_eq!(mem.read_u64(GuestAddr(L::PD_BASE + 8)).unwrap(), (2 << 20) | FLAGS | HUGE);
         let guard = stack_guard(8 << 20);
         let idx = (guard - (6 << 20)) / PAGE_SIZE;
-        assert_eq!(
-            mem.read_u64(GuestAddr(L::PT_HIGH + idx * 8)).unwrap(),
-            0,
-            "stack guard absent"
-        );
-        assert_eq!(
-            mem.read_u64(GuestAddr(L::PT_HIGH + (idx + 1) * 8)).unwrap(),
-            (guard + PAGE_SIZE) | FLAGS
-        );
+        assert_eq!(mem.read_u64(GuestAddr(L::PT_HIGH + idx * 8)).unwrap(), 0, "stack guard absent");
+        assert_eq!(mem.read_u64(GuestAddr(L::PT_HIGH + (idx + 1) * 8)).unwrap(), (guard + PAGE_SIZE) | FLAGS);
     }
 
     #[test]
@@ -200,8 +171,7 @@ mod tests {
         write_tss(&mem).unwrap();
         let bit = |p: u16| {
             let mut b = [0u8; 1];
-            mem.read(GuestAddr(L::TSS + 0x68 + u64::from(p / 8)), &mut b)
-                .unwrap();
+            mem.read(GuestAddr(L::TSS + 0x68 + u64::from(p / 8)), &mut b).unwrap();
             b[0] >> (p % 8) & 1
         };
         assert_eq!(bit(port::HYPERCALL), 0);

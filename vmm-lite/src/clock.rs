@@ -1,5 +1,5 @@
-//! The clock page: monotonic and wall time the VMM keeps current (every 10 ms
-//! from the I/O thread), plus the TSC reading taken with them and the TSC rate,
+//! The clock page: monotonic and wall time the VMM writes whenever the vCPU
+//! returns from a wait, plus the TSC reading taken with them and the TSC rate,
 //! so the guest can interpolate between updates without an exit.
 
 use std::sync::Mutex;
@@ -21,17 +21,17 @@ pub fn rdtsc() -> u64 {
 pub struct ClockPage {
     start: Instant,
     tsc0: u64,
+    /// Nanoseconds per tick, 32.32, when KVM told us the TSC frequency.
+    known_rate: Option<u64>,
     seq: Mutex<u32>,
 }
 
 impl ClockPage {
-    /// Starts the monotonic clock at zero now.
-    pub fn new() -> Self {
-        ClockPage {
-            start: Instant::now(),
-            tsc0: rdtsc(),
-            seq: Mutex::new(0),
-        }
+    /// Starts the monotonic clock at zero now. With the TSC frequency (kHz)
+    /// the rate is exact from the first update; without, it is measured.
+    pub fn new(tsc_khz: Option<u32>) -> Self {
+        let known_rate = tsc_khz.map(|k| ((1_000_000u128 << 32) / u128::from(k)) as u64);
+        ClockPage { start: Instant::now(), tsc0: rdtsc(), known_rate, seq: Mutex::new(0) }
     }
 
     /// Writes the current time into the page (a seqlock: odd while writing).
@@ -39,12 +39,11 @@ impl ClockPage {
         let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
         let mono = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let tsc = rdtsc();
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
         let ticks = tsc.wrapping_sub(self.tsc0);
-        let rate = if mono > 5_000_000 && ticks > 0 {
+        let rate = if let Some(r) = self.known_rate {
+            r
+        } else if mono > 5_000_000 && ticks > 0 {
             ((u128::from(mono) << 32) / u128::from(ticks)).min(u128::from(u64::MAX)) as u64
         } else {
             0
@@ -63,6 +62,6 @@ impl ClockPage {
 
 impl Default for ClockPage {
     fn default() -> Self {
-        Self::new()
+        Self::new(None)
     }
 }

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::VmExit;
 use crate::kick::ThreadKicker;
+use crate::net::Notifier;
+use std::sync::Arc;
 
 /// Counters a status request reports.
 #[derive(Debug, Default)]
@@ -40,6 +42,7 @@ pub struct VmShared {
     exit_cv: Condvar,
     bell: Mutex<u64>,
     bell_cv: Condvar,
+    waker: OnceLock<Arc<Notifier>>,
     ready_at: OnceLock<Instant>,
     paused: Mutex<bool>,
     pause_cv: Condvar,
@@ -60,6 +63,7 @@ impl VmShared {
             exit_cv: Condvar::new(),
             bell: Mutex::new(0),
             bell_cv: Condvar::new(),
+            waker: OnceLock::new(),
             ready_at: OnceLock::new(),
             paused: Mutex::new(false),
             pause_cv: Condvar::new(),
@@ -101,8 +105,22 @@ impl VmShared {
         self.exit.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
-    /// Wakes a vCPU blocked in the wait hypercall.
+    /// Sets the eventfd that wakes the vCPU thread out of network waits.
+    pub(crate) fn set_waker(&self, n: Arc<Notifier>) {
+        let _ = self.waker.set(n);
+    }
+
+    /// Whether a pause was requested (the vCPU parks at its next chance).
+    pub fn pause_requested(&self) -> bool {
+        *self.paused.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes whoever waits on the doorbell, and the vCPU thread if it waits
+    /// for network events.
     pub fn ring(&self) {
+        if let Some(w) = self.waker.get() {
+            w.notify();
+        }
         let mut n = self.bell.lock().unwrap_or_else(|p| p.into_inner());
         *n = n.wrapping_add(1);
         self.bell_cv.notify_all();
@@ -126,11 +144,7 @@ impl VmShared {
                     if now >= d {
                         return;
                     }
-                    n = self
-                        .bell_cv
-                        .wait_timeout(n, d - now)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                    n = self.bell_cv.wait_timeout(n, d - now).unwrap_or_else(|p| p.into_inner()).0;
                 }
             }
         }

@@ -96,8 +96,6 @@ fn serve_client(conn: UnixStream, shared: &VmShared, info: &VmInfo) {
     }
 }
 
-
-
 /// Answers one request line.
 pub fn handle(line: &str, shared: &VmShared, info: &VmInfo) -> Value {
     let req: Value = match serde_json::from_str(line) {

@@ -55,14 +55,11 @@ pub fn load(bytes: &[u8], mem: &GuestMemory, limit: u64) -> Result<LoadedImage, 
     }
     if elf.header.e_type != goblin::elf::header::ET_EXEC {
         return Err(ElfError::Unsupported(
-            "not a static executable (ET_EXEC); build with -C relocation-model=static and -no-pie"
-                .into(),
+            "not a static executable (ET_EXEC); build with -C relocation-model=static and -no-pie".into(),
         ));
     }
     if elf.interpreter.is_some() {
-        return Err(ElfError::Unsupported(
-            "dynamically linked (has PT_INTERP)".into(),
-        ));
+        return Err(ElfError::Unsupported("dynamically linked (has PT_INTERP)".into()));
     }
     let mut end = L::IMAGE_BASE;
     let mut entry_ok = false;
@@ -83,25 +80,18 @@ pub fn load(bytes: &[u8], mem: &GuestMemory, limit: u64) -> Result<LoadedImage, 
             });
         }
         if ph.p_filesz > ph.p_memsz {
-            return Err(ElfError::Unsupported(format!(
-                "segment {index} has filesz > memsz"
-            )));
+            return Err(ElfError::Unsupported(format!("segment {index} has filesz > memsz")));
         }
-        let off = usize::try_from(ph.p_offset)
-            .map_err(|_| ElfError::Unsupported("offset too large".into()))?;
-        let len = usize::try_from(ph.p_filesz)
-            .map_err(|_| ElfError::Unsupported("segment too large".into()))?;
+        let off = usize::try_from(ph.p_offset).map_err(|_| ElfError::Unsupported("offset too large".into()))?;
+        let len = usize::try_from(ph.p_filesz).map_err(|_| ElfError::Unsupported("segment too large".into()))?;
         let data = off
             .checked_add(len)
             .and_then(|e| bytes.get(off..e))
-            .ok_or_else(|| {
-                ElfError::Unsupported(format!("segment {index} extends past the end of the file"))
-            })?;
+            .ok_or_else(|| ElfError::Unsupported(format!("segment {index} extends past the end of the file")))?;
         let map_err = |e: crate::memory::OutOfBounds| ElfError::Unsupported(e.to_string());
         mem.write(GuestAddr(ph.p_vaddr), data).map_err(map_err)?;
         let bss = ph.p_memsz - ph.p_filesz;
-        mem.fill(GuestAddr(ph.p_vaddr + ph.p_filesz), bss, 0)
-            .map_err(map_err)?;
+        mem.fill(GuestAddr(ph.p_vaddr + ph.p_filesz), bss, 0).map_err(map_err)?;
         if ph.p_flags & PF_X != 0 && (ph.p_vaddr..seg_end).contains(&elf.entry) {
             entry_ok = true;
         }
@@ -111,15 +101,9 @@ pub fn load(bytes: &[u8], mem: &GuestMemory, limit: u64) -> Result<LoadedImage, 
         return Err(ElfError::Unsupported("no loadable segment".into()));
     }
     if !entry_ok {
-        return Err(ElfError::Unsupported(format!(
-            "entry point {:#x} is not in an executable segment",
-            elf.entry
-        )));
+        return Err(ElfError::Unsupported(format!("entry point {:#x} is not in an executable segment", elf.entry)));
     }
-    Ok(LoadedImage {
-        entry: elf.entry,
-        end: end.div_ceil(PAGE_SIZE) * PAGE_SIZE,
-    })
+    Ok(LoadedImage { entry: elf.entry, end: end.div_ceil(PAGE_SIZE) * PAGE_SIZE })
 }
 
 #[cfg(test)]
@@ -129,10 +113,7 @@ mod tests {
     #[test]
     fn garbage_is_refused_without_panicking() {
         let mem = GuestMemory::new(4 << 20).unwrap();
-        assert!(matches!(
-            load(b"not an elf", &mem, 4 << 20),
-            Err(ElfError::Parse(_))
-        ));
+        assert!(matches!(load(b"not an elf", &mem, 4 << 20), Err(ElfError::Parse(_))));
         assert!(load(&[], &mem, 4 << 20).is_err());
         let mut hdr = vec![0u8; 64];
         hdr[..4].copy_from_slice(b"\x7fELF");

@@ -9,7 +9,9 @@ use crate::memory::{MemoryError, OutOfBounds};
 #[derive(Debug, thiserror::Error)]
 pub enum VmmError {
     /// /dev/kvm is missing or not usable.
-    #[error("cannot open /dev/kvm: {0} (twinkle needs KVM: load the kvm module and run as a user who can open /dev/kvm)")]
+    #[error(
+        "cannot open /dev/kvm: {0} (twinkle needs KVM: load the kvm module and run as a user who can open /dev/kvm)"
+    )]
     NoKvm(#[source] kvm_ioctls::Error),
     /// A KVM ioctl failed.
     #[error("KVM {op} failed: {source}")]
@@ -111,18 +113,9 @@ fn vector_name(v: u8) -> &'static str {
 impl fmt::Display for GuestFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GuestFault::Exception {
-                rip,
-                cr2,
-                vector,
-                note,
-            } => {
+            GuestFault::Exception { rip, cr2, vector, note } => {
                 match vector {
-                    Some(v) => write!(
-                        f,
-                        "guest crashed: {} (vector {v}) at rip {rip:#x}",
-                        vector_name(*v)
-                    )?,
+                    Some(v) => write!(f, "guest crashed: {} (vector {v}) at rip {rip:#x}", vector_name(*v))?,
                     None => write!(f, "guest crashed: triple fault at rip {rip:#x}")?,
                 }
                 if *vector == Some(14) {
@@ -150,10 +143,7 @@ impl fmt::Display for GuestFault {
                 write!(f, "guest passed a bad pointer to {call}: {detail}")
             }
             GuestFault::Ring(d) => write!(f, "guest corrupted its rings: {d}"),
-            GuestFault::Halt { rip } => write!(
-                f,
-                "guest executed hlt at rip {rip:#x} (use the wait hypercall)"
-            ),
+            GuestFault::Halt { rip } => write!(f, "guest executed hlt at rip {rip:#x} (use the wait hypercall)"),
             GuestFault::UnknownExit(d) => write!(f, "unexpected KVM exit: {d}"),
         }
     }

@@ -41,9 +41,7 @@ pub struct RunOptions {
 /// Parses `NAME=HOST:PORT`, resolving the host.
 pub fn parse_endpoint(spec: &str) -> Result<(String, SocketAddr), VmmError> {
     let (name, addr) = spec.split_once('=').ok_or_else(|| {
-        VmmError::Config(format!(
-            "--connect {spec:?}: expected NAME=HOST:PORT, e.g. redis=127.0.0.1:6379"
-        ))
+        VmmError::Config(format!("--connect {spec:?}: expected NAME=HOST:PORT, e.g. redis=127.0.0.1:6379"))
     })?;
     if name.is_empty() || name.len() > guest_abi::MAX_ENDPOINT_NAME {
         return Err(VmmError::Config(format!(
@@ -55,31 +53,18 @@ pub fn parse_endpoint(spec: &str) -> Result<(String, SocketAddr), VmmError> {
         .to_socket_addrs()
         .map_err(|e| VmmError::Config(format!("--connect {spec:?}: cannot resolve {addr:?}: {e}")))?
         .next()
-        .ok_or_else(|| {
-            VmmError::Config(format!(
-                "--connect {spec:?}: {addr:?} resolves to no address"
-            ))
-        })?;
+        .ok_or_else(|| VmmError::Config(format!("--connect {spec:?}: {addr:?} resolves to no address")))?;
     Ok((name.to_string(), resolved))
 }
 
 /// Creates and runs the VM, reporting milestones to `on_event`.
 pub fn run(opts: RunOptions, mut on_event: impl FnMut(LaunchEvent)) -> Result<VmExit, VmmError> {
-    let endpoints = opts
-        .connect
-        .iter()
-        .map(|c| parse_endpoint(c))
-        .collect::<Result<Vec<_>, _>>()?;
+    let endpoints = opts.connect.iter().map(|c| parse_endpoint(c)).collect::<Result<Vec<_>, _>>()?;
     let listener = match &opts.listen {
         Some(addr) => {
-            let l = TcpListener::bind(addr.as_str()).map_err(|source| VmmError::Io {
-                what: format!("cannot listen on {addr}"),
-                source,
-            })?;
-            let local = l.local_addr().map_err(|source| VmmError::Io {
-                what: "listener address".into(),
-                source,
-            })?;
+            let l = TcpListener::bind(addr.as_str())
+                .map_err(|source| VmmError::Io { what: format!("cannot listen on {addr}"), source })?;
+            let local = l.local_addr().map_err(|source| VmmError::Io { what: "listener address".into(), source })?;
             on_event(LaunchEvent::Listening(local));
             Some(l)
         }
@@ -99,13 +84,15 @@ pub fn run(opts: RunOptions, mut on_event: impl FnMut(LaunchEvent)) -> Result<Vm
         vm_create_us = vm.timings.vm_create_us,
         load_us = vm.timings.load_us,
         vcpu_us = vm.timings.vcpu_us,
-        ioeventfd = vm.uses_ioeventfd(),
         "VM created"
     );
     let _control = match &opts.control {
         Some(path) => Some(
             ControlSocket::start(path, vm.shared(), VmInfo { app: opts.name.clone(), mem_mib: opts.mem_mib, listen })
-                .map_err(|source| VmmError::Io { what: format!("cannot serve the control socket {}", path.display()), source })?,
+                .map_err(|source| VmmError::Io {
+                what: format!("cannot serve the control socket {}", path.display()),
+                source,
+            })?,
         ),
         None => None,
     };

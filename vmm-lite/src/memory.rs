@@ -36,9 +36,7 @@ impl fmt::Display for GuestAddr {
 
 /// An access outside guest memory.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "guest memory access of {len} bytes at {addr} is outside the {size:#x} bytes of guest memory"
-)]
+#[error("guest memory access of {len} bytes at {addr} is outside the {size:#x} bytes of guest memory")]
 pub struct OutOfBounds {
     /// Start of the access.
     pub addr: GuestAddr,
@@ -98,20 +96,15 @@ impl GuestMemory {
             )
         };
         if p == libc::MAP_FAILED {
-            return Err(MemoryError::Map {
-                size,
-                source: std::io::Error::last_os_error(),
-            });
+            return Err(MemoryError::Map { size, source: std::io::Error::last_os_error() });
         }
         // SAFETY: `p` is the start of the `len`-byte mapping made above.
         // MADV_HUGEPAGE is advice; failure only means 4 KiB host pages.
         unsafe {
             libc::madvise(p, len, libc::MADV_HUGEPAGE);
         }
-        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| MemoryError::Map {
-            size,
-            source: std::io::Error::other("mmap returned null"),
-        })?;
+        let ptr = NonNull::new(p.cast::<u8>())
+            .ok_or_else(|| MemoryError::Map { size, source: std::io::Error::other("mmap returned null") })?;
         Ok(GuestMemory { ptr, size })
     }
 
@@ -128,11 +121,7 @@ impl GuestMemory {
     /// Checks that `[addr, addr + len)` lies inside guest memory and returns
     /// the offset of `addr`.
     pub fn check(&self, addr: GuestAddr, len: u64) -> Result<usize, OutOfBounds> {
-        let oob = || OutOfBounds {
-            addr,
-            len,
-            size: self.size,
-        };
+        let oob = || OutOfBounds { addr, len, size: self.size };
         let end = addr.0.checked_add(len).ok_or_else(oob)?;
         if end > self.size {
             return Err(oob());
@@ -145,9 +134,7 @@ impl GuestMemory {
         let off = self.check(addr, buf.len() as u64)?;
         // SAFETY: `check` proved [off, off + len) is inside the mapping; `buf`
         // is a distinct host buffer, so the ranges cannot overlap.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), buf.as_mut_ptr(), buf.len())
-        };
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), buf.as_mut_ptr(), buf.len()) };
         Ok(())
     }
 
@@ -155,9 +142,7 @@ impl GuestMemory {
     pub fn write(&self, addr: GuestAddr, buf: &[u8]) -> Result<(), OutOfBounds> {
         let off = self.check(addr, buf.len() as u64)?;
         // SAFETY: as in `read`, with the direction reversed.
-        unsafe {
-            std::ptr::copy_nonoverlapping(buf.as_ptr(), self.ptr.as_ptr().add(off), buf.len())
-        };
+        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), self.ptr.as_ptr().add(off), buf.len()) };
         Ok(())
     }
 
@@ -185,11 +170,7 @@ impl GuestMemory {
         let size = std::mem::size_of::<T>() as u64;
         let off = self.check(addr, size)?;
         if addr.0 % size != 0 {
-            return Err(OutOfBounds {
-                addr,
-                len: size,
-                size: self.size,
-            });
+            return Err(OutOfBounds { addr, len: size, size: self.size });
         }
         // SAFETY: `check` proved the range is inside the mapping.
         Ok(unsafe { self.ptr.as_ptr().add(off) })
@@ -251,10 +232,7 @@ mod tests {
         assert!(m.write(GuestAddr(u64::MAX - 2), b"xyz").is_err());
         assert!(m.check(GuestAddr(end), 0).is_ok());
         assert!(m.check(GuestAddr(end), 1).is_err());
-        assert!(
-            m.load_u32(GuestAddr(2)).is_err(),
-            "misaligned atomics are refused"
-        );
+        assert!(m.load_u32(GuestAddr(2)).is_err(), "misaligned atomics are refused");
         m.store_u32(GuestAddr(8), 7).unwrap();
         assert_eq!(m.load_u32(GuestAddr(8)).unwrap(), 7);
     }

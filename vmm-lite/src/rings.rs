@@ -27,15 +27,13 @@ impl HostRings {
     }
 
     fn load(mem: &GuestMemory, off: u64) -> Result<u32, String> {
-        mem.load_u32(GuestAddr(L::RING_HEADER + off))
-            .map_err(|e| e.to_string())
+        mem.load_u32(GuestAddr(L::RING_HEADER + off)).map_err(|e| e.to_string())
     }
 
     /// Zeroes the indices (at boot).
     pub fn reset(&self, mem: &GuestMemory) -> Result<(), String> {
-        for off in [ring::SQ_TAIL, ring::SQ_HEAD, ring::CQ_TAIL, ring::CQ_HEAD] {
-            mem.store_u32(GuestAddr(L::RING_HEADER + off), 0)
-                .map_err(|e| e.to_string())?;
+        for off in [ring::SQ_TAIL, ring::SQ_HEAD, ring::CQ_TAIL, ring::CQ_HEAD, ring::VMM_IDLE] {
+            mem.store_u32(GuestAddr(L::RING_HEADER + off), 0).map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -76,27 +74,27 @@ impl HostRings {
     pub fn read_sqe(&self, mem: &GuestMemory, index: u32) -> Result<Sqe, String> {
         let slot = u64::from(index & (self.entries - 1));
         let mut b = [0u8; 32];
-        mem.read(GuestAddr(L::SQ + slot * ring::ENTRY_SIZE), &mut b)
-            .map_err(|e| e.to_string())?;
+        mem.read(GuestAddr(L::SQ + slot * ring::ENTRY_SIZE), &mut b).map_err(|e| e.to_string())?;
         Ok(Sqe::decode(&b))
+    }
+
+    /// Tells the guest whether the I/O thread is about to block (1) or awake (0).
+    pub fn set_vmm_idle(&self, mem: &GuestMemory, idle: bool) -> Result<(), String> {
+        mem.store_u32(GuestAddr(L::RING_HEADER + ring::VMM_IDLE), u32::from(idle)).map_err(|e| e.to_string())?;
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// Publishes the VMM's submission head.
     pub fn set_sq_head(&self, mem: &GuestMemory, head: u32) -> Result<(), String> {
-        mem.store_u32(GuestAddr(L::RING_HEADER + ring::SQ_HEAD), head)
-            .map_err(|e| e.to_string())
+        mem.store_u32(GuestAddr(L::RING_HEADER + ring::SQ_HEAD), head).map_err(|e| e.to_string())
     }
 
     /// Writes a completion at `cq_tail` and publishes `cq_tail + 1`. The caller
     /// has checked there is room.
     pub fn push_cqe(&self, mem: &GuestMemory, cq_tail: u32, cqe: &Cqe) -> Result<(), String> {
         let slot = u64::from(cq_tail & (self.entries - 1));
-        mem.write(GuestAddr(L::CQ + slot * ring::ENTRY_SIZE), &cqe.encode())
-            .map_err(|e| e.to_string())?;
-        mem.store_u32(
-            GuestAddr(L::RING_HEADER + ring::CQ_TAIL),
-            cq_tail.wrapping_add(1),
-        )
-        .map_err(|e| e.to_string())
+        mem.write(GuestAddr(L::CQ + slot * ring::ENTRY_SIZE), &cqe.encode()).map_err(|e| e.to_string())?;
+        mem.store_u32(GuestAddr(L::RING_HEADER + ring::CQ_TAIL), cq_tail.wrapping_add(1)).map_err(|e| e.to_string())
     }
 }

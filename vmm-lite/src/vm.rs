@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use guest_abi::{layout as L, ring, BootInfo, PAGE_SIZE};
-use kvm_bindings::{kvm_fpu, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
-use kvm_ioctls::{IoEventAddress, Kvm, NoDatamatch, VcpuFd, VmFd};
+use kvm_bindings::{kvm_fpu, kvm_msr_entry, kvm_userspace_memory_region, Msrs, KVM_MAX_CPUID_ENTRIES};
+use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
 
 use crate::arch::{self, MAX_MEM};
 use crate::clock::ClockPage;
@@ -17,9 +17,12 @@ use crate::elf;
 use crate::error::{VmExit, VmmError};
 use crate::kick::{self, ThreadKicker};
 use crate::memory::{GuestAddr, GuestMemory};
-use crate::net::{self, NetConfig, Notifier};
+use crate::net::{IoDriver, NetConfig, Notifier};
 use crate::rings::HostRings;
 use crate::vcpu::run_vcpu;
+
+/// The time-stamp counter MSR.
+const MSR_IA32_TSC: u32 = 0x10;
 
 /// Smallest guest memory: image, heap and stack need room.
 pub const MIN_MEM_MIB: u32 = 8;
@@ -61,7 +64,8 @@ pub struct Vm {
     shared: Arc<VmShared>,
     rings: HostRings,
     notifier: Arc<Notifier>,
-    ioeventfd: bool,
+    sync_regs: bool,
+    tsc_khz: Option<u32>,
     net: NetConfig,
     /// Timings of creation.
     pub timings: CreateTimings,
@@ -109,8 +113,7 @@ impl Vm {
         let image = elf::load(&cfg.elf, &mem, heap_end)?;
         arch::write_page_tables(&mem)?;
         arch::write_tss(&mem)?;
-        let rings = HostRings::new(ring::DEFAULT_ENTRIES)
-            .ok_or_else(|| VmmError::Config("bad ring size".into()))?;
+        let rings = HostRings::new(ring::DEFAULT_ENTRIES).ok_or_else(|| VmmError::Config("bad ring size".into()))?;
         let mut boot = BootInfo::new();
         boot.mem_size = mem_size;
         boot.heap_start = image.end;
@@ -148,34 +151,27 @@ impl Vm {
         let t2 = Instant::now();
 
         let vcpu = vm.create_vcpu(0).map_err(kvm_err("create vCPU"))?;
-        let cpuid = kvm
-            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-            .map_err(kvm_err("get supported CPUID"))?;
+        let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("get supported CPUID"))?;
         vcpu.set_cpuid2(&cpuid).map_err(kvm_err("set CPUID"))?;
         let sregs = vcpu.get_sregs().map_err(kvm_err("get sregs"))?;
-        vcpu.set_sregs(&arch::long_mode_sregs(sregs))
-            .map_err(kvm_err("set sregs"))?;
-        let fpu = kvm_fpu {
-            fcw: 0x37f,
-            mxcsr: 0x1f80,
-            ..Default::default()
-        };
+        vcpu.set_sregs(&arch::long_mode_sregs(sregs)).map_err(kvm_err("set sregs"))?;
+        let fpu = kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
         vcpu.set_fpu(&fpu).map_err(kvm_err("set FPU"))?;
-        vcpu.set_regs(&arch::entry_regs(image.entry, mem_size))
-            .map_err(kvm_err("set regs"))?;
-        let notifier = Arc::new(Notifier::new().map_err(|source| VmmError::Io {
-            what: "eventfd".into(),
-            source,
-        })?);
-        let ioeventfd = vm
-            .register_ioevent(
-                notifier.eventfd(),
-                &IoEventAddress::Pio(u64::from(guest_abi::port::NOTIFY)),
-                NoDatamatch,
-            )
-            .is_ok();
+        vcpu.set_regs(&arch::entry_regs(image.entry, mem_size)).map_err(kvm_err("set regs"))?;
+        let notifier = Arc::new(Notifier::new().map_err(|source| VmmError::Io { what: "eventfd".into(), source })?);
+        // The guest's TSC starts equal to the host's, so the clock page's TSC
+        // readings (taken on the host) mean the same to the guest.
+        let tsc = Msrs::from_entries(&[kvm_msr_entry {
+            index: MSR_IA32_TSC,
+            data: crate::clock::rdtsc(),
+            ..Default::default()
+        }])
+        .map_err(|e| VmmError::Config(format!("MSR list: {e:?}")))?;
+        let _ = vcpu.set_msrs(&tsc);
+        let tsc_khz = vcpu.get_tsc_khz().ok().filter(|k| *k > 0);
         let t3 = Instant::now();
 
+        let sync_regs = kvm.check_extension(Cap::SyncRegs);
         let us = |d: Duration| d.as_micros() as u64;
         Ok(Vm {
             _kvm: kvm,
@@ -185,17 +181,14 @@ impl Vm {
             shared: Arc::new(VmShared::new()),
             rings,
             notifier,
-            ioeventfd,
+            sync_regs,
+            tsc_khz,
             net: NetConfig {
                 listener: cfg.listener,
                 endpoints: cfg.endpoints.into_iter().map(|(_, a)| a).collect(),
                 max_conns: cfg.max_conns,
             },
-            timings: CreateTimings {
-                vm_create_us: us(t1 - t0),
-                load_us: us(t2 - t1),
-                vcpu_us: us(t3 - t2),
-            },
+            timings: CreateTimings { vm_create_us: us(t1 - t0), load_us: us(t2 - t1), vcpu_us: us(t3 - t2) },
         })
     }
 
@@ -204,65 +197,35 @@ impl Vm {
         Arc::clone(&self.shared)
     }
 
-    /// Whether notifications go through an ioeventfd (no VMM exit).
-    pub fn uses_ioeventfd(&self) -> bool {
-        self.ioeventfd
-    }
-
     /// Runs the VM until it ends, and says how.
     pub fn run(self) -> VmExit {
         kick::install_handler();
-        let Vm {
-            vcpu,
-            mem,
-            shared,
-            rings,
-            notifier,
-            net: netcfg,
-            ioeventfd,
-            ..
-        } = self;
+        let Vm { vcpu, mem, shared, rings, notifier, net: netcfg, sync_regs, tsc_khz, .. } = self;
+        shared.set_waker(Arc::clone(&notifier));
         let (kicker_tx, kicker_rx) = std::sync::mpsc::channel::<ThreadKicker>();
         let done = Arc::new(AtomicBool::new(false));
-        let clock = Arc::new(ClockPage::new());
+        let clock = Arc::new(ClockPage::new(tsc_khz));
         clock.update(&mem);
         let vcpu_thread = {
             let mem = Arc::clone(&mem);
             let shared = Arc::clone(&shared);
-            let notify = if ioeventfd {
-                None
-            } else {
-                Some(Arc::clone(&notifier))
-            };
             let done = Arc::clone(&done);
             let clock = Arc::clone(&clock);
-            std::thread::Builder::new()
-                .name("vcpu0".into())
-                .spawn(move || {
-                    shared.set_kicker(ThreadKicker::current());
-                    let _ = kicker_tx.send(ThreadKicker::current());
-                    run_vcpu(vcpu, mem, shared, rings, notify, clock);
-                    done.store(true, Ordering::SeqCst);
-                })
+            std::thread::Builder::new().name("vcpu0".into()).spawn(move || {
+                shared.set_kicker(ThreadKicker::current());
+                let _ = kicker_tx.send(ThreadKicker::current());
+                match IoDriver::new(Arc::clone(&mem), Arc::clone(&shared), rings, netcfg, notifier) {
+                    Ok(io) => run_vcpu(vcpu, mem, shared, rings, io, clock, sync_regs),
+                    Err(why) => shared.finish(why),
+                }
+                done.store(true, Ordering::SeqCst);
+            })
         };
         let vcpu_thread = match vcpu_thread {
             Ok(t) => t,
             Err(e) => return VmExit::HostError(format!("cannot start the vCPU thread: {e}")),
         };
         let kicker = kicker_rx.recv().ok();
-        let io_thread = net::spawn(
-            Arc::clone(&mem),
-            Arc::clone(&shared),
-            rings,
-            netcfg,
-            Arc::clone(&notifier),
-            Arc::clone(&clock),
-        );
-        if let Err(e) = &io_thread {
-            shared.finish(VmExit::HostError(format!(
-                "cannot start the I/O thread: {e}"
-            )));
-        }
         // Wait for the end, whoever causes it; kick the vCPU out of KVM_RUN
         // until it has left its loop (a kick just before KVM_RUN is lost).
         shared.wait_finished();
@@ -274,10 +237,6 @@ impl Vm {
             std::thread::sleep(Duration::from_millis(1));
         }
         let _ = vcpu_thread.join();
-        if let Ok(t) = io_thread {
-            notifier.notify();
-            let _ = t.join();
-        }
         shared.take_exit().unwrap_or(VmExit::Stopped)
     }
 }

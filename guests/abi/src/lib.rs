@@ -364,6 +364,10 @@ pub mod ring {
     pub const CQ_TAIL: u64 = 0x80;
     /// Completion head: written by the guest after consuming entries.
     pub const CQ_HEAD: u64 = 0xC0;
+    /// Written by the VMM: 1 while its I/O thread is blocked and needs a
+    /// notify to see new submissions, 0 while it is awake (it then rechecks
+    /// the queue before blocking). Guests notify only when this is 1.
+    pub const VMM_IDLE: u64 = 0x100;
     /// Default number of entries in each queue.
     pub const DEFAULT_ENTRIES: u32 = 4096;
     /// Most entries the layout has room for.
@@ -459,13 +463,7 @@ impl Sqe {
 
     /// Reads an entry.
     pub fn decode(b: &[u8; 32]) -> Sqe {
-        Sqe {
-            op: b[0],
-            conn: get_u32(b, 4),
-            addr: get_u64(b, 8),
-            len: get_u32(b, 16),
-            user: get_u64(b, 24),
-        }
+        Sqe { op: b[0], conn: get_u32(b, 4), addr: get_u64(b, 8), len: get_u32(b, 16), user: get_u64(b, 24) }
     }
 }
 
@@ -495,12 +493,7 @@ impl Cqe {
 
     /// Reads an entry.
     pub fn decode(b: &[u8; 32]) -> Cqe {
-        Cqe {
-            op: b[0],
-            conn: get_u32(b, 4),
-            result: get_u64(b, 8) as i64,
-            user: get_u64(b, 16),
-        }
+        Cqe { op: b[0], conn: get_u32(b, 4), result: get_u64(b, 8) as i64, user: get_u64(b, 16) }
     }
 }
 
@@ -561,20 +554,9 @@ mod tests {
 
     #[test]
     fn entries_round_trip() {
-        let s = Sqe {
-            op: 4,
-            conn: 7,
-            addr: 0x1234_5678,
-            len: 99,
-            user: u64::MAX,
-        };
+        let s = Sqe { op: 4, conn: 7, addr: 0x1234_5678, len: 99, user: u64::MAX };
         assert_eq!(Sqe::decode(&s.encode()), s);
-        let c = Cqe {
-            op: 3,
-            conn: 1,
-            result: -104,
-            user: 42,
-        };
+        let c = Cqe { op: 3, conn: 1, result: -104, user: 42 };
         assert_eq!(Cqe::decode(&c.encode()), c);
     }
 }

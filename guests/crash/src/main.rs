@@ -65,22 +65,14 @@ fn main() -> u8 {
         "ring" => {
             // Claim far more submissions than the queue holds.
             let b = twinkle_rt::boot();
-            unsafe {
-                core::ptr::write_volatile((b.ring_header + ring::SQ_TAIL) as *mut u32, 1_000_000)
-            };
+            unsafe { core::ptr::write_volatile((b.ring_header + ring::SQ_TAIL) as *mut u32, 1_000_000) };
             twinkle_rt::hypercall::notify();
             twinkle_rt::hypercall::wait(1_000_000_000);
             0
         }
         "badlen" => {
             let mut net = twinkle_rt::net::Net::new();
-            net.submit(Sqe {
-                op: Op::Send as u8,
-                conn: 1,
-                addr: 0x200000,
-                len: ring::MAX_IO + 1,
-                user: 0,
-            });
+            net.submit(Sqe { op: Op::Send as u8, conn: 1, addr: 0x200000, len: ring::MAX_IO + 1, user: 0 });
             net.flush();
             twinkle_rt::hypercall::wait(1_000_000_000);
             0

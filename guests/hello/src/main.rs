@@ -31,9 +31,7 @@ impl Handler for Hello {
         match (req.method, req.path()) {
             ("GET" | "HEAD", "/") => Response::text(200, "Hello from a twinkle VM!\n"),
             ("GET" | "HEAD", "/health") => Response::text(200, "ok\n"),
-            ("POST" | "PUT", "/echo") => {
-                Response::new(200, "application/octet-stream", req.body.to_vec())
-            }
+            ("POST" | "PUT", "/echo") => Response::new(200, "application/octet-stream", req.body.to_vec()),
             ("GET", "/bytes") => match req.query("n").and_then(|n| n.parse::<usize>().ok()) {
                 Some(n) if n <= 8 << 20 => {
                     let body = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
@@ -41,9 +39,7 @@ impl Handler for Hello {
                 }
                 _ => Response::text(400, "n must be a number of bytes up to 8388608\n"),
             },
-            (_, "/" | "/health" | "/echo" | "/bytes") => {
-                Response::text(405, "method not allowed\n")
-            }
+            (_, "/" | "/health" | "/echo" | "/bytes") => Response::text(405, "method not allowed\n"),
             _ => Response::text(404, "not found\n"),
         }
     }
@@ -52,10 +48,7 @@ impl Handler for Hello {
 /// One round trip to an outbound endpoint, in blocking style.
 fn upstream(net: &mut Net, name: &str, msg: &str) -> Response {
     let Some(endpoint) = net.endpoint(name) else {
-        return Response::text(
-            404,
-            "no such endpoint; start the VM with --connect NAME=HOST:PORT\n",
-        );
+        return Response::text(404, "no such endpoint; start the VM with --connect NAME=HOST:PORT\n");
     };
     let c = net.call(Op::Connect, endpoint, 0, 0);
     if c.result < 0 {

@@ -38,10 +38,7 @@ pub struct Request<'a> {
 impl Request<'_> {
     /// The value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
+        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
     }
 
     /// The path without the query.
@@ -72,20 +69,12 @@ pub struct Response {
 impl Response {
     /// A response with a body.
     pub fn new(status: u16, content_type: &'static str, body: Vec<u8>) -> Self {
-        Response {
-            status,
-            content_type,
-            body,
-        }
+        Response { status, content_type, body }
     }
 
     /// A plain-text response.
     pub fn text(status: u16, text: &str) -> Self {
-        Response::new(
-            status,
-            "text/plain; charset=utf-8",
-            text.as_bytes().to_vec(),
-        )
+        Response::new(status, "text/plain; charset=utf-8", text.as_bytes().to_vec())
     }
 }
 
@@ -113,12 +102,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            max_body: 1 << 20,
-            max_head: 64 << 10,
-            recv_buf: 16 << 10,
-            accepts: 64,
-        }
+        Config { max_body: 1 << 20, max_head: 64 << 10, recv_buf: 16 << 10, accepts: 64 }
     }
 }
 
@@ -199,20 +183,14 @@ fn parse_one<H: Handler>(c: &mut Conn, h: &mut H, net: &mut Net, cfg: &Config) -
     let mut close = req.version == Some(0);
     for hd in req.headers.iter() {
         if hd.name.eq_ignore_ascii_case("content-length") {
-            let v = core::str::from_utf8(hd.value)
-                .ok()
-                .and_then(|s| s.trim().parse::<usize>().ok());
+            let v = core::str::from_utf8(hd.value).ok().and_then(|s| s.trim().parse::<usize>().ok());
             match (v, content_length) {
                 (Some(n), None) => content_length = Some(n),
                 (Some(n), Some(m)) if n == m => {}
                 _ => return fail(c, 400, "bad Content-Length\n"),
             }
         } else if hd.name.eq_ignore_ascii_case("transfer-encoding") {
-            return fail(
-                c,
-                501,
-                "chunked request bodies are not supported; send Content-Length\n",
-            );
+            return fail(c, 501, "chunked request bodies are not supported; send Content-Length\n");
         } else if hd.name.eq_ignore_ascii_case("connection") {
             let v = hd.value;
             if v.eq_ignore_ascii_case(b"close") {
@@ -232,21 +210,13 @@ fn parse_one<H: Handler>(c: &mut Conn, h: &mut H, net: &mut Net, cfg: &Config) -
     let (Some(method), Some(target)) = (req.method, req.path) else {
         return fail(c, 400, "malformed request line\n");
     };
-    let request = Request {
-        method,
-        target,
-        headers: req.headers,
-        body: &c.inbuf[head_len..head_len + body_len],
-    };
+    let request = Request { method, target, headers: req.headers, body: &c.inbuf[head_len..head_len + body_len] };
     let resp = h.handle(net, &request);
     let head_only = method == "HEAD";
     let mut out = core::mem::take(&mut c.out);
     write_response(&mut out, &resp, head_only, close);
     c.out = out;
-    Parsed::Done {
-        consumed: head_len + body_len,
-        close,
-    }
+    Parsed::Done { consumed: head_len + body_len, close }
 }
 
 struct Server {
@@ -291,11 +261,8 @@ impl Server {
             return;
         }
         let max = twinkle_rt::abi::ring::MAX_IO as usize;
-        let chunk: Vec<u8> = if c.out.len() <= max {
-            core::mem::take(&mut c.out)
-        } else {
-            c.out.drain(..max).collect()
-        };
+        let chunk: Vec<u8> =
+            if c.out.len() <= max { core::mem::take(&mut c.out) } else { c.out.drain(..max).collect() };
         let (addr, len) = (chunk.as_ptr() as u64, chunk.len() as u32);
         c.sending = Some(chunk);
         self.net.op(Op::Send, id, addr, len, OWNER_HTTP);
@@ -395,11 +362,7 @@ impl Server {
 /// Runs the server forever: accepts connections on the VMM's listener and
 /// answers requests with `handler`.
 pub fn serve<H: Handler>(handler: &mut H, cfg: Config) -> ! {
-    let mut s = Server {
-        net: Net::new(),
-        conns: BTreeMap::new(),
-        cfg,
-    };
+    let mut s = Server { net: Net::new(), conns: BTreeMap::new(), cfg };
     if !s.net.has_listener() {
         twinkle_rt::warn!("http: the VM has no listener (--listen); nothing to serve");
     }
@@ -419,7 +382,7 @@ pub fn serve<H: Handler>(handler: &mut H, cfg: Config) -> ! {
         if any {
             s.net.flush();
         } else {
-            s.net.idle(30_000, u64::MAX);
+            s.net.idle(0, u64::MAX);
         }
     }
 }

@@ -16,9 +16,7 @@ use alloc::vec::Vec;
 twinkle_rt::entry!(main);
 
 fn setting(name: &str, default: &'static str) -> &'static str {
-    twinkle_rt::args()
-        .find_map(|a| a.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
-        .unwrap_or(default)
+    twinkle_rt::args().find_map(|a| a.strip_prefix(name).and_then(|r| r.strip_prefix('='))).unwrap_or(default)
 }
 
 fn main() -> u8 {
@@ -68,9 +66,6 @@ fn main() -> u8 {
         }
     }
     let elapsed = twinkle_rt::clock::monotonic_ns() - start;
-    twinkle_rt::info!(
-        "memtouch: checksum={sum:016x} elapsed_us={}",
-        elapsed / 1000
-    );
+    twinkle_rt::info!("memtouch: checksum={sum:016x} elapsed_us={}", elapsed / 1000);
     0
 }

@@ -140,9 +140,7 @@ impl State {
     }
 
     fn alloc_pages(&mut self, n: usize, align: usize) -> *mut u8 {
-        let start = self
-            .find_run(n, align, self.hint)
-            .or_else(|| self.find_run(n, align, self.heap_first));
+        let start = self.find_run(n, align, self.hint).or_else(|| self.find_run(n, align, self.heap_first));
         let Some(p) = start else {
             return ptr::null_mut();
         };

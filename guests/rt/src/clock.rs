@@ -37,11 +37,7 @@ pub fn now() -> (u64, u64) {
             continue;
         }
         let ticks = rdtsc().wrapping_sub(tsc);
-        let extra = if ticks > (1 << 40) {
-            0
-        } else {
-            ((u128::from(ticks) * u128::from(rate)) >> 32) as u64
-        };
+        let extra = if ticks > (1 << 40) { 0 } else { ((u128::from(ticks) * u128::from(rate)) >> 32) as u64 };
         return (mono + extra, wall + extra);
     }
 }

@@ -47,12 +47,7 @@ pub fn ready() {
 
 /// Sends a log line.
 pub fn log(level: LogLevel, msg: &[u8]) {
-    call(
-        Hypercall::Log,
-        msg.as_ptr() as u64,
-        msg.len() as u64,
-        level as u64,
-    );
+    call(Hypercall::Log, msg.as_ptr() as u64, msg.len() as u64, level as u64);
 }
 
 /// Ends the VM with `code`.

@@ -12,10 +12,24 @@
 extern crate alloc as alloc_crate;
 
 pub mod alloc;
+#[cfg(not(feature = "native"))]
 pub mod clock;
+#[cfg(not(feature = "native"))]
 pub mod hypercall;
 pub mod log;
+#[cfg(not(feature = "native"))]
 mod mem;
+#[cfg(not(feature = "native"))]
+pub mod net;
+
+#[cfg(feature = "native")]
+#[path = "native/clock.rs"]
+pub mod clock;
+#[cfg(feature = "native")]
+#[path = "native/hypercall.rs"]
+pub mod hypercall;
+#[cfg(feature = "native")]
+#[path = "native/net.rs"]
 pub mod net;
 
 pub use guest_abi as abi;
@@ -24,7 +38,10 @@ use core::cell::UnsafeCell;
 
 use abi::BootInfo;
 
+#[cfg(not(feature = "native"))]
 #[global_allocator]
+static ALLOCATOR: alloc::PageAllocator = alloc::PageAllocator::new();
+#[cfg(feature = "native")]
 static ALLOCATOR: alloc::PageAllocator = alloc::PageAllocator::new();
 
 struct BootCell(UnsafeCell<Option<BootInfo>>);
@@ -77,8 +94,37 @@ pub unsafe fn start(boot_info: u64, main: fn() -> u8) -> ! {
     hypercall::exit(main())
 }
 
+/// Native builds: the C runtime calls `main`; arguments come from the command
+/// line, the listener and endpoints from the environment (see `native/net.rs`).
+#[cfg(feature = "native")]
+pub fn native_start(main: fn() -> u8) -> i32 {
+    extern crate std;
+    let mut info = BootInfo::new();
+    for a in std::env::args().skip(1) {
+        info.push_arg(a.as_bytes());
+    }
+    net::from_env(&mut info);
+    // SAFETY: single write before anything reads BOOT.
+    unsafe { *BOOT.0.get() = Some(info) };
+    i32::from(main())
+}
+
 /// Defines the program's entry point: `twinkle_rt::entry!(main);` with
 /// `fn main() -> u8`.
+#[cfg(feature = "native")]
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[export_name = "main"]
+        pub extern "C" fn __twinkle_native_main(_argc: i32, _argv: *const *const u8) -> i32 {
+            $crate::native_start($main)
+        }
+    };
+}
+
+/// Defines the program's entry point: `twinkle_rt::entry!(main);` with
+/// `fn main() -> u8`.
+#[cfg(not(feature = "native"))]
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
@@ -91,6 +137,7 @@ macro_rules! entry {
     };
 }
 
+#[cfg(not(feature = "native"))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     use core::fmt::Write;

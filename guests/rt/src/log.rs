@@ -14,10 +14,7 @@ pub struct LineBuf {
 impl LineBuf {
     /// An empty line.
     pub const fn new() -> Self {
-        LineBuf {
-            buf: [0; 512],
-            len: 0,
-        }
+        LineBuf { buf: [0; 512], len: 0 }
     }
 
     /// The bytes written.

@@ -71,13 +71,7 @@ impl Net {
         let slot = u64::from(self.sq_tail & (self.entries - 1));
         let bytes = sqe.encode();
         // SAFETY: the slot lies inside the submission queue area.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                (self.sq + slot * ring::ENTRY_SIZE) as *mut u8,
-                32,
-            )
-        };
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), (self.sq + slot * ring::ENTRY_SIZE) as *mut u8, 32) };
         self.sq_tail = self.sq_tail.wrapping_add(1);
         index(self.header + ring::SQ_TAIL).store(self.sq_tail, Ordering::Release);
         self.inflight += 1;
@@ -95,13 +89,7 @@ impl Net {
 
     /// Shorthand for [`Net::submit`].
     pub fn op(&mut self, op: Op, conn: u32, addr: u64, len: u32, user: u64) {
-        self.submit(Sqe {
-            op: op as u8,
-            conn,
-            addr,
-            len,
-            user,
-        });
+        self.submit(Sqe { op: op as u8, conn, addr, len, user });
     }
 
     /// Moves backlog into the queue while there is room and tells the VMM.
@@ -114,7 +102,12 @@ impl Net {
         }
         if self.unnotified {
             self.unnotified = false;
-            crate::hypercall::notify();
+            // SeqCst pairs with the VMM setting VMM_IDLE before it rechecks
+            // the queue: either it sees our entries or we see it idle.
+            core::sync::atomic::fence(Ordering::SeqCst);
+            if index(self.header + ring::VMM_IDLE).load(Ordering::SeqCst) != 0 {
+                crate::hypercall::notify();
+            }
         }
     }
 
@@ -153,13 +146,7 @@ impl Net {
         let slot = u64::from(self.cq_head & (self.entries - 1));
         let mut b = [0u8; 32];
         // SAFETY: the slot lies inside the completion queue area.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                (self.cq + slot * ring::ENTRY_SIZE) as *const u8,
-                b.as_mut_ptr(),
-                32,
-            )
-        };
+        unsafe { core::ptr::copy_nonoverlapping((self.cq + slot * ring::ENTRY_SIZE) as *const u8, b.as_mut_ptr(), 32) };
         self.cq_head = self.cq_head.wrapping_add(1);
         index(self.header + ring::CQ_HEAD).store(self.cq_head, Ordering::Release);
         self.inflight = self.inflight.saturating_sub(1);
@@ -177,16 +164,20 @@ impl Net {
 
     fn idle_ring(&mut self, spin_ns: u64, timeout_ns: u64) {
         self.flush();
-        let start = crate::clock::monotonic_ns();
-        loop {
-            let tail = index(self.header + ring::CQ_TAIL).load(Ordering::Acquire);
-            if tail != self.cq_head {
-                return;
+        if index(self.header + ring::CQ_TAIL).load(Ordering::Acquire) != self.cq_head {
+            return;
+        }
+        if spin_ns > 0 {
+            let start = crate::clock::monotonic_ns();
+            loop {
+                if index(self.header + ring::CQ_TAIL).load(Ordering::Acquire) != self.cq_head {
+                    return;
+                }
+                if crate::clock::monotonic_ns().saturating_sub(start) >= spin_ns {
+                    break;
+                }
+                core::hint::spin_loop();
             }
-            if crate::clock::monotonic_ns().saturating_sub(start) >= spin_ns {
-                break;
-            }
-            core::hint::spin_loop();
         }
         crate::hypercall::wait(timeout_ns);
     }

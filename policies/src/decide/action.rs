@@ -43,10 +43,7 @@ pub struct Reason {
 
 impl Reason {
     pub(crate) fn new(rule: Rule, text: impl Into<String>) -> Self {
-        Reason {
-            rule,
-            text: text.into(),
-        }
+        Reason { rule, text: text.into() }
     }
 }
 
@@ -86,9 +83,7 @@ impl Action {
     /// The action's reason.
     pub fn reason(&self) -> &Reason {
         match self {
-            Action::Start { reason, .. }
-            | Action::Stop { reason, .. }
-            | Action::Replace { reason, .. } => reason,
+            Action::Start { reason, .. } | Action::Stop { reason, .. } | Action::Replace { reason, .. } => reason,
         }
     }
 

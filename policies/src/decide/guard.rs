@@ -93,8 +93,7 @@ impl Guard {
         let was_tripped = self.tripped_at_rps.take().is_some();
         self.baseline = None;
         self.ineffective = 0;
-        was_tripped
-            .then(|| format!("{metric} is back under the threshold; scale-ups allowed again"))
+        was_tripped.then(|| format!("{metric} is back under the threshold; scale-ups allowed again"))
     }
 
     /// Instances were removed: the baseline no longer describes the fleet.

@@ -27,8 +27,7 @@ use std::collections::HashSet;
 
 pub use action::{Action, Decision, Reason, Rule};
 pub use observation::{
-    fmt_metric, metric_value, Counts, InstanceId, InstanceState, InstanceView, LatencySummary,
-    Observation, WindowStats,
+    fmt_metric, metric_value, Counts, InstanceId, InstanceState, InstanceView, LatencySummary, Observation, WindowStats,
 };
 
 use crate::clock::Timestamp;
@@ -77,14 +76,9 @@ impl Decider {
 
     /// Decides what to do at `now` given `obs`.
     pub fn decide(&mut self, now: Timestamp, obs: &Observation) -> Decision {
-        let mut tick = Tick {
-            now,
-            out: Decision::default(),
-            noted: HashSet::new(),
-        };
+        let mut tick = Tick { now, out: Decision::default(), noted: HashSet::new() };
         let counts = Counts::of(&obs.instances);
-        self.handled
-            .retain(|id| obs.instances.iter().any(|i| i.id == *id));
+        self.handled.retain(|id| obs.instances.iter().any(|i| i.id == *id));
         let mut active = i64::from(counts.active());
 
         self.replace_dead(&mut tick, obs, &mut active);
@@ -100,11 +94,8 @@ impl Decider {
 
     fn replace_dead(&mut self, tick: &mut Tick, obs: &Observation, active: &mut i64) {
         let max = i64::from(self.policy.max_instances);
-        let mut dead: Vec<&InstanceView> = obs
-            .instances
-            .iter()
-            .filter(|i| i.state == InstanceState::Dead && !self.handled.contains(&i.id))
-            .collect();
+        let mut dead: Vec<&InstanceView> =
+            obs.instances.iter().filter(|i| i.state == InstanceState::Dead && !self.handled.contains(&i.id)).collect();
         dead.sort_by_key(|i| (i.since, i.id));
         for inst in dead {
             if !self.policy.failover.replace {
@@ -165,10 +156,7 @@ impl Decider {
                 count,
                 reason: Reason::new(
                     Rule::BelowMin,
-                    format!(
-                        "{} active instance(s) < min_instances {}; starting {count}",
-                        *active, min
-                    ),
+                    format!("{} active instance(s) < min_instances {}; starting {count}", *active, min),
                 ),
             });
             *active = min;
@@ -208,21 +196,13 @@ impl Decider {
             count: 1,
             reason: Reason::new(
                 Rule::ScaleFromZero,
-                format!(
-                    "{waiting} request(s) waiting and no instance; starting 1 (scale from zero)"
-                ),
+                format!("{waiting} request(s) waiting and no instance; starting 1 (scale from zero)"),
             ),
         });
     }
 
     /// Returns whether the scale-up metric is above its threshold.
-    fn scale_up(
-        &mut self,
-        tick: &mut Tick,
-        obs: &Observation,
-        counts: Counts,
-        active: &mut i64,
-    ) -> bool {
+    fn scale_up(&mut self, tick: &mut Tick, obs: &Observation, counts: Counts, active: &mut i64) -> bool {
         let p = &self.policy.scale_up;
         let metric = p.metric;
         let value = metric_value(metric, &obs.up, counts.ready);
@@ -250,11 +230,7 @@ impl Decider {
             );
             return true;
         }
-        let started_now = tick
-            .out
-            .actions
-            .iter()
-            .any(|a| matches!(a, Action::Start { .. } | Action::Replace { .. }));
+        let started_now = tick.out.actions.iter().any(|a| matches!(a, Action::Start { .. } | Action::Replace { .. }));
         if counts.starting > 0 || started_now {
             tick.note(
                 &self.noted,
@@ -268,10 +244,7 @@ impl Decider {
             );
             return true;
         }
-        if self
-            .last_up
-            .is_some_and(|t| tick.now.since(t) < p.cooldown.get())
-        {
+        if self.last_up.is_some_and(|t| tick.now.since(t) < p.cooldown.get()) {
             return true;
         }
         match self.guard.judge(p, v, obs.up.rps, counts) {
@@ -309,14 +282,7 @@ impl Decider {
         true
     }
 
-    fn scale_down(
-        &mut self,
-        tick: &mut Tick,
-        obs: &Observation,
-        counts: Counts,
-        above: bool,
-        active: i64,
-    ) {
+    fn scale_down(&mut self, tick: &mut Tick, obs: &Observation, counts: Counts, above: bool, active: i64) {
         let p = &self.policy.scale_down;
         let metric = p.metric;
         let value = metric_value(metric, &obs.down, counts.ready);
@@ -331,9 +297,7 @@ impl Decider {
             || counts.starting > 0
             || !tick.out.actions.is_empty()
             || tick.now.since(since) < p.stabilization.get()
-            || self
-                .last_down
-                .is_some_and(|t| tick.now.since(t) < p.cooldown.get())
+            || self.last_down.is_some_and(|t| tick.now.since(t) < p.cooldown.get())
         {
             return;
         }
@@ -381,12 +345,7 @@ fn pick_victims(obs: &Observation, n: usize, starting_first: bool) -> Vec<Instan
         })
         .collect();
     candidates.sort_by_key(|i| {
-        (
-            !(starting_first && i.state == InstanceState::Starting),
-            i.inflight,
-            std::cmp::Reverse(i.since),
-            i.id,
-        )
+        (!(starting_first && i.state == InstanceState::Starting), i.inflight, std::cmp::Reverse(i.since), i.id)
     });
     candidates.into_iter().take(n).map(|i| i.id).collect()
 }

@@ -24,13 +24,7 @@ pub struct LatencySummary {
 impl LatencySummary {
     /// The same value for every statistic (handy for traces and tests).
     pub fn flat(ms: f64) -> Self {
-        LatencySummary {
-            p50_ms: ms,
-            p90_ms: ms,
-            p95_ms: ms,
-            p99_ms: ms,
-            mean_ms: ms,
-        }
+        LatencySummary { p50_ms: ms, p90_ms: ms, p95_ms: ms, p99_ms: ms, mean_ms: ms }
     }
 }
 

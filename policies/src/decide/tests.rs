@@ -15,12 +15,7 @@ fn policy(extra: &str) -> ServicePolicy {
 }
 
 fn inst(id: u64, state: InstanceState, since_s: u64) -> InstanceView {
-    InstanceView {
-        id: InstanceId(id),
-        state,
-        since: Timestamp::from_secs(since_s),
-        inflight: 0,
-    }
+    InstanceView { id: InstanceId(id), state, since: Timestamp::from_secs(since_s), inflight: 0 }
 }
 
 fn ready(n: u64) -> Vec<InstanceView> {
@@ -37,12 +32,7 @@ fn window(ms: Option<f64>, rps: f64) -> WindowStats {
 }
 
 fn obs(up_ms: f64, down_ms: f64, instances: Vec<InstanceView>) -> Observation {
-    Observation {
-        up: window(Some(up_ms), 100.0),
-        down: window(Some(down_ms), 100.0),
-        queued: 0,
-        instances,
-    }
+    Observation { up: window(Some(up_ms), 100.0), down: window(Some(down_ms), 100.0), queued: 0, instances }
 }
 
 fn at(s: u64) -> Timestamp {
@@ -63,20 +53,11 @@ fn starts(d: &Decision, rule: Rule) -> u32 {
 fn threshold_must_be_sustained() {
     let p = policy("[service.scale_up]\nsustain = \"2s\"\n");
     let mut d = Decider::new(&p);
-    assert!(d
-        .decide(at(10), &obs(2500.0, 2500.0, ready(1)))
-        .actions
-        .is_empty());
-    assert!(d
-        .decide(at(11), &obs(2500.0, 2500.0, ready(1)))
-        .actions
-        .is_empty());
+    assert!(d.decide(at(10), &obs(2500.0, 2500.0, ready(1))).actions.is_empty());
+    assert!(d.decide(at(11), &obs(2500.0, 2500.0, ready(1))).actions.is_empty());
     let out = d.decide(at(12), &obs(2500.0, 2500.0, ready(1)));
     assert_eq!(starts(&out, Rule::ScaleUp), 1, "{out:?}");
-    assert!(out.actions[0]
-        .reason()
-        .text
-        .contains("p99 over 10s = 2500 ms > threshold 2000 ms for 2s"));
+    assert!(out.actions[0].reason().text.contains("p99 over 10s = 2500 ms > threshold 2000 ms for 2s"));
 }
 
 #[test]
@@ -85,90 +66,38 @@ fn a_dip_below_the_threshold_restarts_the_sustain_clock() {
     let mut d = Decider::new(&p);
     d.decide(at(10), &obs(2500.0, 2500.0, ready(1)));
     d.decide(at(11), &obs(1500.0, 1500.0, ready(1)));
-    assert!(d
-        .decide(at(12), &obs(2500.0, 2500.0, ready(1)))
-        .actions
-        .is_empty());
-    assert!(d
-        .decide(at(13), &obs(2500.0, 2500.0, ready(1)))
-        .actions
-        .is_empty());
-    assert_eq!(
-        starts(
-            &d.decide(at(14), &obs(2500.0, 2500.0, ready(1))),
-            Rule::ScaleUp
-        ),
-        1
-    );
+    assert!(d.decide(at(12), &obs(2500.0, 2500.0, ready(1))).actions.is_empty());
+    assert!(d.decide(at(13), &obs(2500.0, 2500.0, ready(1))).actions.is_empty());
+    assert_eq!(starts(&d.decide(at(14), &obs(2500.0, 2500.0, ready(1))), Rule::ScaleUp), 1);
 }
 
 #[test]
 fn equal_to_threshold_is_not_above() {
     let p = policy("[service.scale_up]\nsustain = \"0s\"\n");
     let mut d = Decider::new(&p);
-    assert!(d
-        .decide(at(1), &obs(2000.0, 2000.0, ready(1)))
-        .actions
-        .is_empty());
+    assert!(d.decide(at(1), &obs(2000.0, 2000.0, ready(1))).actions.is_empty());
 }
 
 #[test]
 fn cooldown_spaces_scale_ups() {
     let p = policy("[service.scale_up]\nsustain = \"0s\"\ncooldown = \"5s\"\n");
     let mut d = Decider::new(&p);
-    assert_eq!(
-        starts(
-            &d.decide(at(0), &obs(3000.0, 3000.0, ready(1))),
-            Rule::ScaleUp
-        ),
-        1
-    );
+    assert_eq!(starts(&d.decide(at(0), &obs(3000.0, 3000.0, ready(1))), Rule::ScaleUp), 1);
     for t in 1..5 {
-        assert!(
-            d.decide(at(t), &obs(3000.0, 3000.0, ready(2)))
-                .actions
-                .is_empty(),
-            "t={t}"
-        );
+        assert!(d.decide(at(t), &obs(3000.0, 3000.0, ready(2))).actions.is_empty(), "t={t}");
     }
-    assert_eq!(
-        starts(
-            &d.decide(at(5), &obs(3000.0, 3000.0, ready(2))),
-            Rule::ScaleUp
-        ),
-        1
-    );
+    assert_eq!(starts(&d.decide(at(5), &obs(3000.0, 3000.0, ready(2))), Rule::ScaleUp), 1);
 }
 
 #[test]
 fn percentage_steps_are_capped_by_max_step_and_max_instances() {
-    let p = policy(
-        "max_instances = 10\n[service.scale_up]\nsustain = \"0s\"\nstep = \"100%\"\nmax_step = 3\n",
-    );
+    let p = policy("max_instances = 10\n[service.scale_up]\nsustain = \"0s\"\nstep = \"100%\"\nmax_step = 3\n");
     let mut d = Decider::new(&p);
-    assert_eq!(
-        starts(
-            &d.decide(at(0), &obs(3000.0, 3000.0, ready(2))),
-            Rule::ScaleUp
-        ),
-        2
-    );
+    assert_eq!(starts(&d.decide(at(0), &obs(3000.0, 3000.0, ready(2))), Rule::ScaleUp), 2);
     let mut d = Decider::new(&p);
-    assert_eq!(
-        starts(
-            &d.decide(at(0), &obs(3000.0, 3000.0, ready(5))),
-            Rule::ScaleUp
-        ),
-        3
-    );
+    assert_eq!(starts(&d.decide(at(0), &obs(3000.0, 3000.0, ready(5))), Rule::ScaleUp), 3);
     let mut d = Decider::new(&p);
-    assert_eq!(
-        starts(
-            &d.decide(at(0), &obs(3000.0, 3000.0, ready(9))),
-            Rule::ScaleUp
-        ),
-        1
-    );
+    assert_eq!(starts(&d.decide(at(0), &obs(3000.0, 3000.0, ready(9))), Rule::ScaleUp), 1);
 }
 
 #[test]
@@ -180,10 +109,7 @@ fn at_max_nothing_starts_and_it_is_noted_once() {
     assert_eq!(first.notes.len(), 1);
     assert_eq!(first.notes[0].rule, Rule::AtMax);
     let second = d.decide(at(1), &obs(3000.0, 3000.0, ready(2)));
-    assert!(
-        second.notes.is_empty(),
-        "a note is reported once per episode"
-    );
+    assert!(second.notes.is_empty(), "a note is reported once per episode");
 }
 
 #[test]
@@ -208,10 +134,7 @@ fn min_instances_are_enforced() {
     let out = d.decide(at(0), &obs(10.0, 10.0, vec![]));
     assert_eq!(starts(&out, Rule::BelowMin), 2);
     // Starting instances count: no second start for the same gap.
-    let out = d.decide(
-        at(1),
-        &obs(10.0, 10.0, vec![inst_starting(1, 0), inst_starting(2, 0)]),
-    );
+    let out = d.decide(at(1), &obs(10.0, 10.0, vec![inst_starting(1, 0), inst_starting(2, 0)]));
     assert!(out.actions.is_empty(), "{out:?}");
 }
 
@@ -235,13 +158,7 @@ fn above_max_stops_starting_instances_first() {
 fn dead_instances_are_replaced_at_once_even_in_cooldown() {
     let p = policy("[service.scale_up]\nsustain = \"0s\"\ncooldown = \"60s\"\n");
     let mut d = Decider::new(&p);
-    assert_eq!(
-        starts(
-            &d.decide(at(0), &obs(3000.0, 3000.0, ready(1))),
-            Rule::ScaleUp
-        ),
-        1
-    );
+    assert_eq!(starts(&d.decide(at(0), &obs(3000.0, 3000.0, ready(1))), Rule::ScaleUp), 1);
     let mut fleet = ready(1);
     fleet.push(inst(2, InstanceState::Dead, 1));
     let out = d.decide(at(1), &obs(3000.0, 3000.0, fleet.clone()));
@@ -251,28 +168,17 @@ fn dead_instances_are_replaced_at_once_even_in_cooldown() {
     );
     // The same dead instance is not replaced twice.
     let out = d.decide(at(2), &obs(3000.0, 3000.0, fleet));
-    assert!(
-        !out.actions
-            .iter()
-            .any(|a| matches!(a, Action::Replace { .. })),
-        "{out:?}"
-    );
+    assert!(!out.actions.iter().any(|a| matches!(a, Action::Replace { .. })), "{out:?}");
 }
 
 #[test]
 fn without_failover_replace_only_min_is_restored() {
     let p = policy("min_instances = 1\n[service.failover]\nreplace = false\n");
     let mut d = Decider::new(&p);
-    let fleet = vec![
-        inst(1, InstanceState::Ready, 0),
-        inst(2, InstanceState::Dead, 1),
-    ];
+    let fleet = vec![inst(1, InstanceState::Ready, 0), inst(2, InstanceState::Dead, 1)];
     let out = d.decide(at(2), &obs(10.0, 10.0, fleet));
     assert!(out.actions.is_empty(), "{out:?}");
-    let out = d.decide(
-        at(3),
-        &obs(10.0, 10.0, vec![inst(2, InstanceState::Dead, 1)]),
-    );
+    let out = d.decide(at(3), &obs(10.0, 10.0, vec![inst(2, InstanceState::Dead, 1)]));
     assert_eq!(starts(&out, Rule::BelowMin), 1);
 }
 
@@ -281,10 +187,7 @@ fn stuck_starts_are_replaced_after_start_timeout() {
     let p = policy("[service.instance]\nstart_timeout = \"10s\"\n");
     let mut d = Decider::new(&p);
     let inst = vec![inst_starting(1, 0)];
-    assert!(d
-        .decide(at(10), &obs(10.0, 10.0, inst.clone()))
-        .actions
-        .is_empty());
+    assert!(d.decide(at(10), &obs(10.0, 10.0, inst.clone())).actions.is_empty());
     let out = d.decide(at(11), &obs(10.0, 10.0, inst));
     assert!(
         matches!(&out.actions[..], [Action::Replace { instance: InstanceId(1), reason }] if reason.rule == Rule::StartTimeout),
@@ -294,15 +197,12 @@ fn stuck_starts_are_replaced_after_start_timeout() {
 
 #[test]
 fn scale_down_waits_for_stabilization_then_paces_by_cooldown() {
-    let p = policy("min_instances = 1\n[service.scale_down]\nbelow_ms = 500\nstabilization = \"60s\"\ncooldown = \"10s\"\n");
+    let p = policy(
+        "min_instances = 1\n[service.scale_down]\nbelow_ms = 500\nstabilization = \"60s\"\ncooldown = \"10s\"\n",
+    );
     let mut d = Decider::new(&p);
     for t in 0..60 {
-        assert!(
-            d.decide(at(t), &obs(100.0, 100.0, ready(3)))
-                .actions
-                .is_empty(),
-            "t={t}"
-        );
+        assert!(d.decide(at(t), &obs(100.0, 100.0, ready(3))).actions.is_empty(), "t={t}");
     }
     let out = d.decide(at(60), &obs(100.0, 100.0, ready(3)));
     assert!(
@@ -310,25 +210,12 @@ fn scale_down_waits_for_stabilization_then_paces_by_cooldown() {
         "{out:?}"
     );
     for t in 61..70 {
-        assert!(
-            d.decide(at(t), &obs(100.0, 100.0, ready(2)))
-                .actions
-                .is_empty(),
-            "t={t}"
-        );
+        assert!(d.decide(at(t), &obs(100.0, 100.0, ready(2))).actions.is_empty(), "t={t}");
     }
-    assert_eq!(
-        d.decide(at(70), &obs(100.0, 100.0, ready(2))).actions.len(),
-        1
-    );
+    assert_eq!(d.decide(at(70), &obs(100.0, 100.0, ready(2))).actions.len(), 1);
     // At min_instances nothing more is removed.
     for t in 71..200 {
-        assert!(
-            d.decide(at(t), &obs(100.0, 100.0, ready(1)))
-                .actions
-                .is_empty(),
-            "t={t}"
-        );
+        assert!(d.decide(at(t), &obs(100.0, 100.0, ready(1))).actions.is_empty(), "t={t}");
     }
 }
 
@@ -341,32 +228,18 @@ fn a_busy_moment_restarts_stabilization() {
     }
     d.decide(at(20), &obs(100.0, 900.0, ready(3)));
     for t in 21..50 {
-        assert!(
-            d.decide(at(t), &obs(100.0, 100.0, ready(3)))
-                .actions
-                .is_empty(),
-            "t={t}"
-        );
+        assert!(d.decide(at(t), &obs(100.0, 100.0, ready(3))).actions.is_empty(), "t={t}");
     }
-    assert_eq!(
-        d.decide(at(51), &obs(100.0, 100.0, ready(3))).actions.len(),
-        1
-    );
+    assert_eq!(d.decide(at(51), &obs(100.0, 100.0, ready(3))).actions.len(), 1);
 }
 
 #[test]
 fn no_traffic_counts_as_calm() {
     let p = policy("min_instances = 0\n[service.scale_down]\nstabilization = \"0s\"\n");
     let mut d = Decider::new(&p);
-    let idle = Observation {
-        instances: ready(1),
-        ..Observation::default()
-    };
+    let idle = Observation { instances: ready(1), ..Observation::default() };
     let out = d.decide(at(0), &idle);
-    assert!(
-        out.actions[0].reason().text.contains("no requests over 1m"),
-        "{out:?}"
-    );
+    assert!(out.actions[0].reason().text.contains("no requests over 1m"), "{out:?}");
 }
 
 #[test]
@@ -395,10 +268,7 @@ fn scale_from_zero_when_requests_wait() {
     let p = policy("min_instances = 0\n");
     let mut d = Decider::new(&p);
     assert!(d.decide(at(0), &Observation::default()).actions.is_empty());
-    let waiting = Observation {
-        queued: 3,
-        ..Observation::default()
-    };
+    let waiting = Observation { queued: 3, ..Observation::default() };
     let out = d.decide(at(1), &waiting);
     assert_eq!(starts(&out, Rule::ScaleFromZero), 1);
 }
@@ -409,10 +279,7 @@ fn per_instance_metrics_divide_by_ready_instances() {
     let mut d = Decider::new(&p);
     let mut o = obs(0.0, 0.0, ready(2));
     o.up.rps = 180.0;
-    assert!(
-        d.decide(at(0), &o).actions.is_empty(),
-        "90 req/s per instance is under 100"
-    );
+    assert!(d.decide(at(0), &o).actions.is_empty(), "90 req/s per instance is under 100");
     o.up.rps = 250.0;
     assert_eq!(starts(&d.decide(at(1), &o), Rule::ScaleUp), 1);
 }
@@ -435,10 +302,7 @@ fn the_guard_stops_scaling_that_does_not_help_and_lets_go_on_new_load() {
         n += u64::from(s);
         if out.notes.iter().any(|r| r.rule == Rule::ScalingIneffective) {
             tripped = Some(t);
-            assert!(
-                out.notes[0].text.contains("scaling did not help"),
-                "{out:?}"
-            );
+            assert!(out.notes[0].text.contains("scaling did not help"), "{out:?}");
         }
         t += 1;
     }
@@ -457,29 +321,11 @@ fn the_guard_stops_scaling_that_does_not_help_and_lets_go_on_new_load() {
 fn the_guard_is_rearmed_when_latency_recovers() {
     let p = policy("max_instances = 20\n[service.scale_up]\nsustain = \"0s\"\ncooldown = \"0s\"\ngive_up_after = 1\n");
     let mut d = Decider::new(&p);
-    assert_eq!(
-        starts(
-            &d.decide(at(0), &obs(5000.0, 5000.0, ready(1))),
-            Rule::ScaleUp
-        ),
-        1
-    );
-    assert!(d
-        .decide(at(1), &obs(5000.0, 5000.0, ready(2)))
-        .actions
-        .is_empty());
+    assert_eq!(starts(&d.decide(at(0), &obs(5000.0, 5000.0, ready(1))), Rule::ScaleUp), 1);
+    assert!(d.decide(at(1), &obs(5000.0, 5000.0, ready(2))).actions.is_empty());
     let out = d.decide(at(2), &obs(100.0, 100.0, ready(2)));
-    assert!(
-        out.notes.iter().any(|r| r.rule == Rule::GuardReset),
-        "{out:?}"
-    );
-    assert_eq!(
-        starts(
-            &d.decide(at(3), &obs(5000.0, 5000.0, ready(2))),
-            Rule::ScaleUp
-        ),
-        1
-    );
+    assert!(out.notes.iter().any(|r| r.rule == Rule::GuardReset), "{out:?}");
+    assert_eq!(starts(&d.decide(at(3), &obs(5000.0, 5000.0, ready(2))), Rule::ScaleUp), 1);
 }
 
 #[test]
@@ -498,16 +344,10 @@ fn improving_scale_ups_never_trip_the_guard() {
 fn set_policy_applies_new_bounds() {
     let p = policy("max_instances = 4\n");
     let mut d = Decider::new(&p);
-    assert!(d
-        .decide(at(0), &obs(10.0, 10.0, ready(4)))
-        .actions
-        .is_empty());
+    assert!(d.decide(at(0), &obs(10.0, 10.0, ready(4))).actions.is_empty());
     let mut smaller = p.clone();
     smaller.max_instances = 2;
     d.set_policy(&smaller);
     let out = d.decide(at(1), &obs(10.0, 10.0, ready(4)));
-    assert!(
-        matches!(&out.actions[..], [Action::Stop { instances, .. }] if instances.len() == 2),
-        "{out:?}"
-    );
+    assert!(matches!(&out.actions[..], [Action::Stop { instances, .. }] if instances.len() == 2), "{out:?}");
 }

@@ -23,10 +23,8 @@ pub const MAX_SERVICES: usize = 256;
 
 /// Reads and validates the policy file at `path`.
 pub fn load_policy_file(path: &Path) -> Result<Policy, PolicyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.to_path_buf(), source })?;
     parse_policy(&SourceFile::new(path.display().to_string(), text))
 }
 
@@ -42,11 +40,7 @@ pub fn parse_policy(src: &SourceFile) -> Result<Policy, PolicyError> {
     let images = read_images(&mut r, &mut top);
     let services = service::read_services(&mut r, &mut top);
     top.finish(&mut r);
-    let policy = Policy {
-        dispatcher,
-        images,
-        services,
-    };
+    let policy = Policy { dispatcher, images, services };
     if r.diagnostics.is_empty() {
         validate::check(&policy, &mut r);
     }
@@ -67,10 +61,7 @@ fn syntax_error(src: &SourceFile, e: &toml::de::Error) -> PolicyError {
             location: Some(Location::of(src, span)),
             path: String::new(),
             message: format!("invalid TOML: {message}"),
-            hint: Some(
-                "check quotes, brackets and `=`; services are `[[service]]` tables (see docs/policy.md)"
-                    .into(),
-            ),
+            hint: Some("check quotes, brackets and `=`; services are `[[service]]` tables (see docs/policy.md)".into()),
         }],
     }
 }
@@ -92,21 +83,11 @@ fn read_dispatcher(r: &mut Reader<'_>, top: &mut TableReader<'_, '_>) -> Dispatc
         Some(mut tt) => {
             let def = Timeouts::default();
             let out = Timeouts {
-                client_header: tt
-                    .duration(r, "client_header", 100 * MS, 5 * 60 * SEC)
-                    .unwrap_or(def.client_header),
-                client_idle: tt
-                    .duration(r, "client_idle", SEC, HOUR)
-                    .unwrap_or(def.client_idle),
-                upstream_connect: tt
-                    .duration(r, "upstream_connect", 10 * MS, 60 * SEC)
-                    .unwrap_or(def.upstream_connect),
-                upstream_response: tt
-                    .duration(r, "upstream_response", 100 * MS, HOUR)
-                    .unwrap_or(def.upstream_response),
-                shutdown_grace: tt
-                    .duration(r, "shutdown_grace", Duration::ZERO, HOUR)
-                    .unwrap_or(def.shutdown_grace),
+                client_header: tt.duration(r, "client_header", 100 * MS, 5 * 60 * SEC).unwrap_or(def.client_header),
+                client_idle: tt.duration(r, "client_idle", SEC, HOUR).unwrap_or(def.client_idle),
+                upstream_connect: tt.duration(r, "upstream_connect", 10 * MS, 60 * SEC).unwrap_or(def.upstream_connect),
+                upstream_response: tt.duration(r, "upstream_response", 100 * MS, HOUR).unwrap_or(def.upstream_response),
+                shutdown_grace: tt.duration(r, "shutdown_grace", Duration::ZERO, HOUR).unwrap_or(def.shutdown_grace),
             };
             tt.finish(r);
             out
@@ -117,29 +98,13 @@ fn read_dispatcher(r: &mut Reader<'_>, top: &mut TableReader<'_, '_>) -> Dispatc
         Some(mut lt) => {
             let def = Limits::default();
             let out = Limits {
-                max_header_bytes: lt
-                    .byte_size(r, "max_header_bytes", 1024, 1 << 20)
-                    .unwrap_or(def.max_header_bytes),
+                max_header_bytes: lt.byte_size(r, "max_header_bytes", 1024, 1 << 20).unwrap_or(def.max_header_bytes),
                 max_headers: lt
-                    .integer(
-                        r,
-                        "max_headers",
-                        8,
-                        10_000,
-                        "a typical browser sends 10-30 headers",
-                    )
+                    .integer(r, "max_headers", 8, 10_000, "a typical browser sends 10-30 headers")
                     .unwrap_or(def.max_headers),
-                max_body_bytes: lt
-                    .byte_size(r, "max_body_bytes", 0, 1 << 34)
-                    .unwrap_or(def.max_body_bytes),
+                max_body_bytes: lt.byte_size(r, "max_body_bytes", 0, 1 << 34).unwrap_or(def.max_body_bytes),
                 max_connections: lt
-                    .integer(
-                        r,
-                        "max_connections",
-                        1,
-                        10_000_000,
-                        "each connection costs a file descriptor",
-                    )
+                    .integer(r, "max_connections", 1, 10_000_000, "each connection costs a file descriptor")
                     .unwrap_or(def.max_connections),
             };
             lt.finish(r);
@@ -177,18 +142,12 @@ fn read_images(r: &mut Reader<'_>, top: &mut TableReader<'_, '_>) -> ImagesConfi
                 );
             }
             lt.finish(r);
-            bandwidth.map(|bandwidth| LinkEmulation {
-                bandwidth,
-                rtt: rtt.unwrap_or_default(),
-            })
+            bandwidth.map(|bandwidth| LinkEmulation { bandwidth, rtt: rtt.unwrap_or_default() })
         }
         None => None,
     };
     t.finish(r);
-    ImagesConfig {
-        store: store.unwrap_or(d.store),
-        link,
-    }
+    ImagesConfig { store: store.unwrap_or(d.store), link }
 }
 
 /// For messages about values of the wrong shape at the top of a section.

@@ -15,8 +15,7 @@ use toml::Spanned;
 use crate::diagnostic::{Diagnostic, Location, SourceFile};
 use crate::suggest::did_you_mean;
 use crate::units::{
-    parse_bandwidth, parse_byte_size, parse_duration, parse_step_percent, Bandwidth, ByteSize, Dur,
-    Step,
+    parse_bandwidth, parse_byte_size, parse_duration, parse_step_percent, Bandwidth, ByteSize, Dur, Step,
 };
 
 /// A spanned TOML value.
@@ -31,11 +30,7 @@ pub(crate) struct Reader<'s> {
 
 impl<'s> Reader<'s> {
     pub fn new(src: &'s SourceFile) -> Self {
-        Reader {
-            src,
-            diagnostics: Vec::new(),
-            spans: HashMap::new(),
-        }
+        Reader { src, diagnostics: Vec::new(), spans: HashMap::new() }
     }
 
     /// Records a problem at `span`.
@@ -105,13 +100,7 @@ pub(crate) fn int_value(v: &DeValue<'_>) -> Option<i64> {
 
 /// Records that the value `v` at `path` is unacceptable; returns `None` so
 /// typed getters can end with it.
-fn reject<T>(
-    r: &mut Reader<'_>,
-    v: &Value<'_>,
-    path: &str,
-    message: String,
-    hint: impl Into<String>,
-) -> Option<T> {
+fn reject<T>(r: &mut Reader<'_>, v: &Value<'_>, path: &str, message: String, hint: impl Into<String>) -> Option<T> {
     r.error(v.span(), path, message, Some(hint.into()));
     None
 }
@@ -129,13 +118,7 @@ pub(crate) struct TableReader<'a, 'i> {
 
 impl<'a, 'i> TableReader<'a, 'i> {
     pub fn new(table: &'a DeTable<'i>, path: String, span: Range<usize>) -> Self {
-        TableReader {
-            table,
-            path,
-            span,
-            known: Vec::new(),
-            any_key: false,
-        }
+        TableReader { table, path, span, known: Vec::new(), any_key: false }
     }
 
     /// The key path of `key` inside this table.
@@ -183,18 +166,10 @@ impl<'a, 'i> TableReader<'a, 'i> {
                 format!("in `{}`", generic_path(&self.path))
             };
             let hint = match did_you_mean(name, &self.known) {
-                Some(s) => format!(
-                    "did you mean `{s}`? Keys allowed {place}: {}",
-                    self.known.join(", ")
-                ),
+                Some(s) => format!("did you mean `{s}`? Keys allowed {place}: {}", self.known.join(", ")),
                 None => format!("keys allowed {place}: {}", self.known.join(", ")),
             };
-            r.error(
-                key.span(),
-                &self.key_path(name),
-                format!("unknown key `{name}`"),
-                Some(hint),
-            );
+            r.error(key.span(), &self.key_path(name), format!("unknown key `{name}`"), Some(hint));
         }
     }
 
@@ -209,10 +184,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
                 v,
                 &path,
                 format!("expected a table, found {}", describe(other)),
-                format!(
-                    "write `[{}]` on its own line, or an inline table `{key} = {{ ... }}`",
-                    generic_path(&path)
-                ),
+                format!("write `[{}]` on its own line, or an inline table `{key} = {{ ... }}`", generic_path(&path)),
             ),
         }
     }
@@ -248,27 +220,14 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// A whole number in `min..=max`.
-    pub fn integer(
-        &mut self,
-        r: &mut Reader<'_>,
-        key: &'static str,
-        min: u32,
-        max: u32,
-        hint: &str,
-    ) -> Option<u32> {
+    pub fn integer(&mut self, r: &mut Reader<'_>, key: &'static str, min: u32, max: u32, hint: &str) -> Option<u32> {
         let path = self.key_path(key);
         let v = self.get(r, key)?;
         let expected = format!("expected a whole number from {min} to {max}");
         match v.get_ref() {
             DeValue::Integer(_) => match int_value(v.get_ref()) {
                 Some(n) if n >= i64::from(min) && n <= i64::from(max) => u32::try_from(n).ok(),
-                _ => reject(
-                    r,
-                    v,
-                    &path,
-                    format!("{expected}, found {}", describe(v.get_ref())),
-                    hint,
-                ),
+                _ => reject(r, v, &path, format!("{expected}, found {}", describe(v.get_ref())), hint),
             },
             DeValue::String(s) if s.trim().parse::<i64>().is_ok() => reject(
                 r,
@@ -277,13 +236,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
                 format!("{expected}, found {}", describe(v.get_ref())),
                 format!("write the number without quotes: {key} = {}", s.trim()),
             ),
-            other => reject(
-                r,
-                v,
-                &path,
-                format!("{expected}, found {}", describe(other)),
-                hint,
-            ),
+            other => reject(r, v, &path, format!("{expected}, found {}", describe(other)), hint),
         }
     }
 
@@ -309,23 +262,14 @@ impl<'a, 'i> TableReader<'a, 'i> {
                 r,
                 v,
                 &path,
-                format!(
-                    "expected {what} greater than 0 and at most {max}, found {}",
-                    describe(v.get_ref())
-                ),
+                format!("expected {what} greater than 0 and at most {max}, found {}", describe(v.get_ref())),
                 hint,
             ),
         }
     }
 
     /// A duration string within `min..=max`.
-    pub fn duration(
-        &mut self,
-        r: &mut Reader<'_>,
-        key: &'static str,
-        min: Duration,
-        max: Duration,
-    ) -> Option<Dur> {
+    pub fn duration(&mut self, r: &mut Reader<'_>, key: &'static str, min: Duration, max: Duration) -> Option<Dur> {
         let path = self.key_path(key);
         let v = self.get(r, key)?;
         let range = format!("{}..{}", Dur(min), Dur(max));
@@ -336,13 +280,8 @@ impl<'a, 'i> TableReader<'a, 'i> {
                 r.error(
                     v.span(),
                     &path,
-                    format!(
-                        "expected a duration string such as \"2s\" or \"500ms\", found {}",
-                        describe(v.get_ref())
-                    ),
-                    Some(format!(
-                        "durations need a unit: write {key} = \"{n}s\" or \"{n}ms\""
-                    )),
+                    format!("expected a duration string such as \"2s\" or \"500ms\", found {}", describe(v.get_ref())),
+                    Some(format!("durations need a unit: write {key} = \"{n}s\" or \"{n}ms\"")),
                 );
                 return None;
             }
@@ -370,13 +309,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// A byte size: an integer number of bytes or a string such as "64KiB".
-    pub fn byte_size(
-        &mut self,
-        r: &mut Reader<'_>,
-        key: &'static str,
-        min: u64,
-        max: u64,
-    ) -> Option<ByteSize> {
+    pub fn byte_size(&mut self, r: &mut Reader<'_>, key: &'static str, min: u64, max: u64) -> Option<ByteSize> {
         let path = self.key_path(key);
         let v = self.get(r, key)?;
         let parsed = match v.get_ref() {
@@ -438,10 +371,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
         let parsed = match v.get_ref() {
             DeValue::Integer(_) => match int_value(v.get_ref()) {
                 Some(n) if n >= 1 && n <= i64::from(max_count) => Ok(Step::Count(n as u32)),
-                _ => Err(format!(
-                    "a count must be from 1 to {max_count}, found {}",
-                    describe(v.get_ref())
-                )),
+                _ => Err(format!("a count must be from 1 to {max_count}, found {}", describe(v.get_ref()))),
             },
             DeValue::String(s) => parse_step_percent(s),
             other => Err(format!("found {}", describe(other))),
@@ -452,13 +382,8 @@ impl<'a, 'i> TableReader<'a, 'i> {
                 r.error(
                     v.span(),
                     &path,
-                    format!(
-                        "expected a number of instances or a percentage such as \"100%\"; {why}"
-                    ),
-                    Some(
-                        "write step = 1 (instances) or step = \"100%\" (of the current instances)"
-                            .into(),
-                    ),
+                    format!("expected a number of instances or a percentage such as \"100%\"; {why}"),
+                    Some("write step = 1 (instances) or step = \"100%\" (of the current instances)".into()),
                 );
                 None
             }
@@ -485,31 +410,20 @@ impl<'a, 'i> TableReader<'a, 'i> {
                     Some(best) => format!("did you mean \"{best}\"?"),
                     None => format!("choose one of: {list}"),
                 };
-                reject(
-                    r,
-                    v,
-                    &path,
-                    format!("expected one of {list}, found \"{s}\""),
-                    hint,
-                )
+                reject(r, v, &path, format!("expected one of {list}, found \"{s}\""), hint)
             }
             other => reject(
                 r,
                 v,
                 &path,
-                format!(
-                    "expected one of {list} (a string), found {}",
-                    describe(other)
-                ),
+                format!("expected one of {list} (a string), found {}", describe(other)),
                 "put the value in double quotes",
             ),
         }
     }
 
     /// The underlying table, for keys with dynamic names (e.g. `connect`).
-    pub fn entries(
-        &self,
-    ) -> impl Iterator<Item = (&'a Spanned<std::borrow::Cow<'i, str>>, &'a Value<'i>)> {
+    pub fn entries(&self) -> impl Iterator<Item = (&'a Spanned<std::borrow::Cow<'i, str>>, &'a Value<'i>)> {
         self.table.iter()
     }
 }

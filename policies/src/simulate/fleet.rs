@@ -26,12 +26,7 @@ impl Fleet {
     /// An empty fleet whose instances take `start_time` to become ready and
     /// `drain_time` to leave once stopped.
     pub fn new(start_time: Duration, drain_time: Duration) -> Self {
-        Fleet {
-            instances: Vec::new(),
-            next_id: 1,
-            start_time,
-            drain_time,
-        }
+        Fleet { instances: Vec::new(), next_id: 1, start_time, drain_time }
     }
 
     /// Adds `n` instances that are already ready at `now` (the steady state a
@@ -40,25 +35,13 @@ impl Fleet {
         for _ in 0..n {
             let id = InstanceId(self.next_id);
             self.next_id += 1;
-            self.instances.push(SimInstance {
-                id,
-                state: InstanceState::Ready,
-                since: now,
-            });
+            self.instances.push(SimInstance { id, state: InstanceState::Ready, since: now });
         }
     }
 
     /// The instances as the Decider sees them.
     pub fn views(&self) -> Vec<InstanceView> {
-        self.instances
-            .iter()
-            .map(|i| InstanceView {
-                id: i.id,
-                state: i.state,
-                since: i.since,
-                inflight: 0,
-            })
-            .collect()
+        self.instances.iter().map(|i| InstanceView { id: i.id, state: i.state, since: i.since, inflight: 0 }).collect()
     }
 
     /// Counts by state.
@@ -69,11 +52,7 @@ impl Fleet {
     fn start(&mut self, now: Timestamp) {
         let id = InstanceId(self.next_id);
         self.next_id += 1;
-        self.instances.push(SimInstance {
-            id,
-            state: InstanceState::Starting,
-            since: now,
-        });
+        self.instances.push(SimInstance { id, state: InstanceState::Starting, since: now });
     }
 
     /// Carries out the Decider's actions.
@@ -86,11 +65,7 @@ impl Fleet {
                     }
                 }
                 Action::Stop { instances, .. } => {
-                    for inst in self
-                        .instances
-                        .iter_mut()
-                        .filter(|i| instances.contains(&i.id))
-                    {
+                    for inst in self.instances.iter_mut().filter(|i| instances.contains(&i.id)) {
                         inst.state = InstanceState::Draining;
                         inst.since = now;
                     }
@@ -114,16 +89,14 @@ impl Fleet {
                 inst.since = inst.since + start;
             }
         }
-        self.instances
-            .retain(|i| !(i.state == InstanceState::Draining && now.since(i.since) >= drain));
+        self.instances.retain(|i| !(i.state == InstanceState::Draining && now.since(i.since) >= drain));
     }
 
     /// Kills up to `n` ready instances (the oldest first); returns how many died.
     pub fn kill(&mut self, now: Timestamp, n: u32) -> u32 {
         let mut killed = 0;
-        let mut ready: Vec<usize> = (0..self.instances.len())
-            .filter(|&i| self.instances[i].state == InstanceState::Ready)
-            .collect();
+        let mut ready: Vec<usize> =
+            (0..self.instances.len()).filter(|&i| self.instances[i].state == InstanceState::Ready).collect();
         ready.sort_by_key(|&i| (self.instances[i].since, self.instances[i].id));
         for i in ready.into_iter().take(n as usize) {
             self.instances[i].state = InstanceState::Dead;

@@ -22,9 +22,7 @@ pub use fleet::Fleet;
 pub use trace::{parse_trace, Sample, Trace, COLUMNS};
 
 use crate::clock::Timestamp;
-use crate::decide::{
-    fmt_metric, metric_value, Action, Decider, LatencySummary, Observation, Rule, WindowStats,
-};
+use crate::decide::{fmt_metric, metric_value, Action, Decider, LatencySummary, Observation, Rule, WindowStats};
 use crate::error::PolicyError;
 use crate::model::{Metric, ServicePolicy, StartStrategy};
 
@@ -191,18 +189,9 @@ pub fn simulate(
                 Rule::Replace | Rule::StartTimeout => summary.replacements += 1,
                 _ => {}
             }
-            actions.push(ActionRecord {
-                kind,
-                count,
-                rule: format!("{:?}", r.rule),
-                reason: r.text.clone(),
-            });
+            actions.push(ActionRecord { kind, count, rule: format!("{:?}", r.rule), reason: r.text.clone() });
         }
-        if decision
-            .notes
-            .iter()
-            .any(|n| n.rule == Rule::ScalingIneffective)
-        {
+        if decision.notes.iter().any(|n| n.rule == Rule::ScalingIneffective) {
             summary.guard_tripped = true;
         }
         ticks.push(TickRecord {
@@ -256,11 +245,7 @@ fn check_columns(metric: Metric, trace: &Trace, name: &str) -> Result<(), Policy
 fn adjust(s: &Sample, ready: u32, scale_latency: bool) -> Sample {
     let mut out = s.clone();
     if let (true, Some(recorded)) = (scale_latency, s.instances) {
-        let factor = if ready == 0 {
-            1.0
-        } else {
-            recorded.max(1.0) / f64::from(ready)
-        };
+        let factor = if ready == 0 { 1.0 } else { recorded.max(1.0) / f64::from(ready) };
         for l in out.latency.iter_mut().flatten() {
             *l *= factor;
         }
@@ -316,10 +301,7 @@ impl SimReport {
     /// `all`), then the totals.
     pub fn render(&self, all: bool) -> String {
         let metric = self.metric.as_str();
-        let m = Metric::ALL
-            .iter()
-            .find(|(n, _)| *n == metric)
-            .map_or(Metric::P99, |(_, m)| *m);
+        let m = Metric::ALL.iter().find(|(n, _)| *n == metric).map_or(Metric::P99, |(_, m)| *m);
         let mut out = format!(
             "service \"{}\": scale up when {metric} > {}; instances assumed to start in {} ms{}\n\n",
             self.service,
@@ -327,10 +309,7 @@ impl SimReport {
             self.start_time_ms,
             if self.latency_model { "; latency rescaled by recorded/simulated instances" } else { "" }
         );
-        out.push_str(&format!(
-            "{:>7}  {:>14}  {:>9}  {:<24}  {}\n",
-            "time", metric, "req/s", "instances", "decision"
-        ));
+        out.push_str(&format!("{:>7}  {:>14}  {:>9}  {:<24}  {}\n", "time", metric, "req/s", "instances", "decision"));
         for t in &self.ticks {
             if !all && t.actions.is_empty() && t.notes.is_empty() {
                 continue;
@@ -344,26 +323,17 @@ impl SimReport {
             if t.dead > 0 {
                 inst.push_str(&format!(" {} dead", t.dead));
             }
-            let mut lines: Vec<String> = t
-                .actions
-                .iter()
-                .map(|a| format!("{} {}: {}", a.kind.to_uppercase(), a.count, a.reason))
-                .collect();
+            let mut lines: Vec<String> =
+                t.actions.iter().map(|a| format!("{} {}: {}", a.kind.to_uppercase(), a.count, a.reason)).collect();
             lines.extend(t.notes.iter().map(|n| format!("note: {n}")));
             if lines.is_empty() {
                 lines.push(String::new());
             }
             for (i, line) in lines.iter().enumerate() {
                 if i == 0 {
-                    out.push_str(&format!(
-                        "{:>6}s  {:>14}  {:>9}  {:<24}  {line}\n",
-                        t.t, mv, rps, inst
-                    ));
+                    out.push_str(&format!("{:>6}s  {:>14}  {:>9}  {:<24}  {line}\n", t.t, mv, rps, inst));
                 } else {
-                    out.push_str(&format!(
-                        "{:>7}  {:>14}  {:>9}  {:<24}  {line}\n",
-                        "", "", "", ""
-                    ));
+                    out.push_str(&format!("{:>7}  {:>14}  {:>9}  {:<24}  {line}\n", "", "", "", ""));
                 }
             }
         }

@@ -65,22 +65,13 @@ impl Trace {
 }
 
 fn trace_err(file: &str, message: String) -> PolicyError {
-    PolicyError::Trace {
-        file: file.to_string(),
-        message,
-    }
+    PolicyError::Trace { file: file.to_string(), message }
 }
 
 /// Parses trace CSV text; `file` names it in errors.
 pub fn parse_trace(file: &str, text: &str) -> Result<Trace, PolicyError> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(text.as_bytes());
-    let headers = rdr
-        .headers()
-        .map_err(|e| trace_err(file, format!("cannot read the header row: {e}")))?
-        .clone();
+    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).comment(Some(b'#')).from_reader(text.as_bytes());
+    let headers = rdr.headers().map_err(|e| trace_err(file, format!("cannot read the header row: {e}")))?.clone();
     let columns: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
     for (i, c) in columns.iter().enumerate() {
         if !COLUMNS.contains(&c.as_str()) {
@@ -88,23 +79,14 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, PolicyError> {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => format!("known columns: {}", COLUMNS.join(", ")),
             };
-            return Err(trace_err(
-                file,
-                format!("line 1, column {}: unknown column `{c}`; {hint}", i + 1),
-            ));
+            return Err(trace_err(file, format!("line 1, column {}: unknown column `{c}`; {hint}", i + 1)));
         }
         if columns[..i].contains(c) {
-            return Err(trace_err(
-                file,
-                format!("line 1: column `{c}` appears twice"),
-            ));
+            return Err(trace_err(file, format!("line 1: column `{c}` appears twice")));
         }
     }
     if !columns.iter().any(|c| c == "t") {
-        return Err(trace_err(
-            file,
-            "the header has no `t` column (seconds since the start)".into(),
-        ));
+        return Err(trace_err(file, "the header has no `t` column (seconds since the start)".into()));
     }
     let mut rows: Vec<Sample> = Vec::new();
     for (n, rec) in rdr.records().enumerate() {
@@ -117,10 +99,7 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, PolicyError> {
                 continue;
             }
             let v: f64 = field.parse().map_err(|_| {
-                trace_err(
-                    file,
-                    format!("line {line}, column `{col}`: expected a number, found \"{field}\""),
-                )
+                trace_err(file, format!("line {line}, column `{col}`: expected a number, found \"{field}\""))
             })?;
             if !v.is_finite() || v < 0.0 {
                 return Err(trace_err(
@@ -133,7 +112,9 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, PolicyError> {
                     if v.fract() != 0.0 || v > MAX_SECONDS as f64 {
                         return Err(trace_err(
                             file,
-                            format!("line {line}, column `t`: expected whole seconds up to {MAX_SECONDS}, found {field}"),
+                            format!(
+                                "line {line}, column `t`: expected whole seconds up to {MAX_SECONDS}, found {field}"
+                            ),
                         ));
                     }
                     t = Some(v as u64);
@@ -157,16 +138,16 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, PolicyError> {
             }
         }
         let Some(t) = t else {
-            return Err(trace_err(
-                file,
-                format!("line {line}: no value in column `t`"),
-            ));
+            return Err(trace_err(file, format!("line {line}: no value in column `t`")));
         };
         if let Some(prev) = rows.last() {
             if t <= prev.t {
                 return Err(trace_err(
                     file,
-                    format!("line {line}: t = {t} is not after the previous row's t = {}; rows must be in time order", prev.t),
+                    format!(
+                        "line {line}: t = {t} is not after the previous row's t = {}; rows must be in time order",
+                        prev.t
+                    ),
                 ));
             }
         }
@@ -181,11 +162,7 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, PolicyError> {
         samples.push(row.clone());
         let next_t = rows.get(i + 1).map_or(row.t + 1, |n| n.t);
         for t in row.t + 1..next_t {
-            samples.push(Sample {
-                t,
-                kill: 0,
-                ..row.clone()
-            });
+            samples.push(Sample { t, kill: 0, ..row.clone() });
         }
     }
     Ok(Trace { samples, columns })
@@ -207,31 +184,17 @@ mod tests {
 
     #[test]
     fn bad_traces_name_line_and_column() {
-        let e = parse_trace("x.csv", "t,p99\n0,1\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("unknown column `p99`; did you mean `p99_ms`?"),
-            "{e}"
-        );
-        let e = parse_trace("x.csv", "t,rps\n0,1\n1,abc\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("line 3, column `rps`: expected a number, found \"abc\""),
-            "{e}"
-        );
-        let e = parse_trace("x.csv", "t,rps\n5,1\n2,1\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse_trace("x.csv", "t,p99\n0,1\n").unwrap_err().to_string();
+        assert!(e.contains("unknown column `p99`; did you mean `p99_ms`?"), "{e}");
+        let e = parse_trace("x.csv", "t,rps\n0,1\n1,abc\n").unwrap_err().to_string();
+        assert!(e.contains("line 3, column `rps`: expected a number, found \"abc\""), "{e}");
+        let e = parse_trace("x.csv", "t,rps\n5,1\n2,1\n").unwrap_err().to_string();
         assert!(e.contains("line 3: t = 2 is not after"), "{e}");
         let e = parse_trace("x.csv", "rps\n1\n").unwrap_err().to_string();
         assert!(e.contains("no `t` column"), "{e}");
         let e = parse_trace("x.csv", "t,rps\n").unwrap_err().to_string();
         assert!(e.contains("no rows"), "{e}");
-        let e = parse_trace("x.csv", "t,rps\n0,-1\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse_trace("x.csv", "t,rps\n0,-1\n").unwrap_err().to_string();
         assert!(e.contains(">= 0"), "{e}");
     }
 }
