@@ -16,16 +16,26 @@ use crate::memory::{GuestAddr, GuestMemory};
 use crate::net::IoDriver;
 use crate::rings::HostRings;
 
+/// What the vCPU thread works with.
+pub(crate) struct VcpuCtx {
+    /// Guest memory.
+    pub mem: Arc<GuestMemory>,
+    /// State shared with the other threads.
+    pub shared: Arc<VmShared>,
+    /// The rings, for Wait's check of pending completions.
+    pub rings: HostRings,
+    /// The network, driven while the guest waits.
+    pub io: IoDriver,
+    /// The clock page, refreshed after each wait.
+    pub clock: Arc<ClockPage>,
+    /// Whether registers travel with exits (KVM_CAP_SYNC_REGS).
+    pub sync_regs: bool,
+}
+
 /// Runs the vCPU until the VM ends; records the ending in `shared`.
-pub(crate) fn run_vcpu(
-    mut vcpu: VcpuFd,
-    mem: Arc<GuestMemory>,
-    shared: Arc<VmShared>,
-    rings: HostRings,
-    mut io: IoDriver,
-    clock: Arc<ClockPage>,
-    sync_regs: bool,
-) {
+pub(crate) fn run_vcpu(mut vcpu: VcpuFd, mut cx: VcpuCtx) {
+    let VcpuCtx { ref mem, ref shared, sync_regs, .. } = cx;
+    let (mem, shared) = (Arc::clone(mem), Arc::clone(shared));
     if sync_regs {
         vcpu.set_sync_valid_reg(SyncReg::Register);
     }
@@ -46,7 +56,7 @@ pub(crate) fn run_vcpu(
                 let k = data.len().min(4);
                 n[..k].copy_from_slice(&data[..k]);
                 let number = u32::from_le_bytes(n);
-                hypercall(&mut vcpu, sync_regs, number, &mem, &shared, &rings, &mut io, &clock)
+                hypercall(&mut vcpu, number, &mut cx)
             }
             VcpuExit::IoOut(p, _) if p == port::NOTIFY => Ok(()),
             VcpuExit::IoOut(p, _) => Err(VmExit::Faulted(GuestFault::BadPort { port: p, input: false })),
@@ -103,16 +113,9 @@ fn guest_str(mem: &GuestMemory, addr: u64, len: u64, call: &'static str) -> Resu
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-fn hypercall(
-    vcpu: &mut VcpuFd,
-    sync_regs: bool,
-    number: u32,
-    mem: &GuestMemory,
-    shared: &VmShared,
-    rings: &HostRings,
-    io: &mut IoDriver,
-    clock: &ClockPage,
-) -> Result<(), VmExit> {
+fn hypercall(vcpu: &mut VcpuFd, number: u32, cx: &mut VcpuCtx) -> Result<(), VmExit> {
+    let VcpuCtx { mem, shared, rings, io, clock, sync_regs } = cx;
+    let (mem, shared, sync_regs): (&GuestMemory, &VmShared, bool) = (mem, shared, *sync_regs);
     shared.stats.hypercalls.fetch_add(1, Ordering::Relaxed);
     // With KVM_CAP_SYNC_REGS the registers come with the exit and go back
     // with the next entry: two ioctls fewer per hypercall.

@@ -19,7 +19,7 @@ use crate::kick::{self, ThreadKicker};
 use crate::memory::{GuestAddr, GuestMemory};
 use crate::net::{IoDriver, NetConfig, Notifier};
 use crate::rings::HostRings;
-use crate::vcpu::run_vcpu;
+use crate::vcpu::{run_vcpu, VcpuCtx};
 
 /// The time-stamp counter MSR.
 const MSR_IA32_TSC: u32 = 0x10;
@@ -215,7 +215,7 @@ impl Vm {
                 shared.set_kicker(ThreadKicker::current());
                 let _ = kicker_tx.send(ThreadKicker::current());
                 match IoDriver::new(Arc::clone(&mem), Arc::clone(&shared), rings, netcfg, notifier) {
-                    Ok(io) => run_vcpu(vcpu, mem, shared, rings, io, clock, sync_regs),
+                    Ok(io) => run_vcpu(vcpu, VcpuCtx { mem, shared, rings, io, clock, sync_regs }),
                     Err(why) => shared.finish(why),
                 }
                 done.store(true, Ordering::SeqCst);
