@@ -68,6 +68,9 @@ struct BenchBootArgs {
     /// Concurrent connections of the HTTP load.
     #[arg(long, default_value_t = 32)]
     connections: u32,
+    /// HTTP rounds per target, alternating VM and native; medians are compared.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// Print the JSON report (otherwise a summary).
     #[arg(long)]
     json: bool,
@@ -207,7 +210,8 @@ fn bench_boot(a: BenchBootArgs) -> Result<ExitCode> {
         mem_mib: a.mem_mib,
         http_secs: a.http_secs.max(1),
         connections: a.connections.max(1),
-        native_hello: None,
+        rounds: a.rounds.max(1),
+        native_hello: guest_apps::NATIVE_APPS.iter().find(|(n, _)| *n == "hello").map(|(_, b)| *b),
         progress: true,
     };
     let r = bench::boot::run(&opts)?;

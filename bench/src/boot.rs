@@ -32,8 +32,10 @@ pub struct BootOptions {
     pub http_secs: u32,
     /// Concurrent connections of the HTTP load.
     pub connections: u32,
-    /// The native build of hello, if available.
-    pub native_hello: Option<PathBuf>,
+    /// HTTP rounds per target (alternating; medians are reported).
+    pub rounds: u32,
+    /// The native build of hello (an executable image), if available.
+    pub native_hello: Option<&'static [u8]>,
     /// Show a progress bar on stderr.
     pub progress: bool,
 }
@@ -43,8 +45,10 @@ pub struct BootOptions {
 pub struct HttpComparison {
     /// Connections used.
     pub connections: u32,
-    /// Seconds per target.
+    /// Seconds per round.
     pub duration_s: u32,
+    /// Rounds per target; the median round is reported.
+    pub rounds: u32,
     /// hello in a VM.
     pub vm: LoadResult,
     /// hello as a native host process.
@@ -145,18 +149,30 @@ pub fn run(o: &BootOptions) -> Result<BootReport, BenchError> {
     pb.finish_and_clear();
     let ms = |f: &dyn Fn(&OneBoot) -> f64| Summary::of(&boots.iter().map(f).collect::<Vec<_>>());
 
-    let pb = bar(o, 2, "HTTP load");
+    // Both servers run side by side; rounds alternate between them and the
+    // medians are compared, so a noisy neighbour hurts both alike.
+    let pb = bar(o, u64::from(o.rounds) * 2, "HTTP load");
     let (vm_child, vm_addr) = start_vm(&o.twinkle, "hello", o.mem_mib, &[])?;
     wait_first_response(vm_addr, Duration::from_secs(10))?;
-    let vm_load = httpload::run(vm_addr, "/", o.connections, o.http_secs)?;
-    drop(vm_child);
-    pb.inc(1);
-    let native = match &o.native_hello {
-        Some(path) => Some(native_load(path, o)?),
+    let native_server = match o.native_hello {
+        Some(image) => Some(NativeServer::start(image)?),
         None => None,
     };
-    pb.inc(1);
+    let mut vm_runs = Vec::new();
+    let mut native_runs = Vec::new();
+    for _ in 0..o.rounds.max(1) {
+        vm_runs.push(httpload::run(vm_addr, "/", o.connections, o.http_secs)?);
+        pb.inc(1);
+        if let Some(n) = &native_server {
+            native_runs.push(httpload::run(n.addr, "/", o.connections, o.http_secs)?);
+        }
+        pb.inc(1);
+    }
+    drop(vm_child);
+    drop(native_server);
     pb.finish_and_clear();
+    let vm_load = median_run(vm_runs);
+    let native = (!native_runs.is_empty()).then(|| median_run(native_runs));
     let ratio = native.as_ref().map(|n| if n.rps > 0.0 { vm_load.rps / n.rps } else { 0.0 });
 
     let cold = ms(&|b| b.total_ms);
@@ -172,6 +188,7 @@ pub fn run(o: &BootOptions) -> Result<BootReport, BenchError> {
         http: HttpComparison {
             connections: o.connections,
             duration_s: o.http_secs,
+            rounds: o.rounds.max(1),
             vm: vm_load,
             native,
             vm_over_native: ratio,
@@ -185,22 +202,49 @@ pub fn run(o: &BootOptions) -> Result<BootReport, BenchError> {
     })
 }
 
-fn native_load(path: &std::path::Path, o: &BootOptions) -> Result<LoadResult, BenchError> {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")
-            .map_err(|source| BenchError::Io { what: "pick a port".into(), source })?;
-        l.local_addr().map_err(|source| BenchError::Io { what: "pick a port".into(), source })?.port()
-    };
-    let child = Command::new(path)
-        .env("TWINKLE_NATIVE_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|source| BenchError::Io { what: format!("cannot start native hello {}", path.display()), source })?;
-    let guard = ChildGuard { child, stdout: None };
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    wait_first_response(addr, Duration::from_secs(10))?;
-    let r = httpload::run(addr, "/", o.connections, o.http_secs)?;
-    drop(guard);
-    Ok(r)
+/// The run with the median throughput.
+fn median_run(mut runs: Vec<LoadResult>) -> LoadResult {
+    runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    let mid = runs.len() / 2;
+    runs.swap_remove(mid)
+}
+
+/// The native build of hello, running from a private temporary file.
+struct NativeServer {
+    _child: ChildGuard,
+    dir: PathBuf,
+    addr: std::net::SocketAddr,
+}
+
+impl NativeServer {
+    fn start(image: &[u8]) -> Result<NativeServer, BenchError> {
+        use std::os::unix::fs::PermissionsExt;
+        let io = |what: String| move |source| BenchError::Io { what, source };
+        let dir = std::env::temp_dir().join(format!("twinkle-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
+        let path = dir.join("hello-native");
+        std::fs::write(&path, image).map_err(io(format!("write {}", path.display())))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
+            .map_err(io(format!("chmod {}", path.display())))?;
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("pick a port".into()))?;
+            l.local_addr().map_err(io("pick a port".into()))?.port()
+        };
+        let child = Command::new(&path)
+            .env("TWINKLE_NATIVE_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(io(format!("cannot start native hello {}", path.display())))?;
+        let server =
+            NativeServer { _child: ChildGuard { child, stdout: None }, dir, addr: ([127, 0, 0, 1], port).into() };
+        wait_first_response(server.addr, Duration::from_secs(10))?;
+        Ok(server)
+    }
+}
+
+impl Drop for NativeServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
