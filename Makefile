@@ -4,7 +4,7 @@
 CARGO ?= cargo
 TWINKLE := target/debug/twinkle
 
-.PHONY: deps build release test test-unit test-policies demo clean
+.PHONY: deps build release test test-unit test-policies demo bench clean
 
 ## Install missing system packages (apt-get when root; otherwise list them and fail).
 deps:
@@ -33,11 +33,15 @@ test-policies:
 	  echo "policy check accepted a bad policy" >&2; exit 1; fi
 	@echo "policy examples: ok"
 
-## The main job on the embedded defaults. Until `twinkle serve` lands (issue #6
-## and the provisioner), the demo shows the policy engine on a flash-crowd trace.
+## The main job on the embedded defaults. Until `twinkle serve` lands (the
+## provisioner and dispatcher issues), the demo shows the policy engine on a
+## flash-crowd trace and a web app in a KVM VM.
 demo: build
-	$(TWINKLE) policy check policies/examples/*.toml
-	$(TWINKLE) policy simulate policies/examples/rubis.toml --trace policies/examples/flash-crowd.csv
+	TWINKLE=$(TWINKLE) bash scripts/demo.sh
+
+## The benchmarks (release build); results in docs/results.md.
+bench: release
+	target/release/twinkle bench boot --json
 
 clean:
 	$(CARGO) clean

@@ -83,6 +83,18 @@ enum VmCmd {
         after_help = "Embedded apps: hello (HTTP server), crash (fails on purpose: --arg MODE), memtouch (touches memory: --arg mib=N --arg pattern=seq|random|stride).\n\nExit status: the guest's exit code; 101 guest panic; 134 guest fault; 70 VMM error; 143 stopped.\n\nExamples:\n  twinkle vm run --app hello --listen 127.0.0.1:8080\n  twinkle vm run --app crash --arg null\n  twinkle vm run --elf ./my-guest --mem-mib 64 --connect redis=127.0.0.1:6379"
     )]
     Run(VmRunArgs),
+    /// Send one request to a running VM's control socket and print the JSON answer.
+    #[command(
+        after_help = "Examples:\n  twinkle vm control --socket /tmp/vm.sock status\n  twinkle vm control --socket /tmp/vm.sock pause"
+    )]
+    Control {
+        /// The VM's control socket (`vm run --control PATH`).
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
+        /// status, pause, resume or stop.
+        #[arg(value_parser = ["status", "pause", "resume", "stop"])]
+        op: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -199,6 +211,12 @@ fn run(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Policy(p) => policy(p),
         Command::Vm(VmCmd::Run(a)) => vm_run(a),
+        Command::Vm(VmCmd::Control { socket, op }) => {
+            let reply = vmm_lite::control_socket::request(&socket, &op)
+                .with_context(|| format!("cannot talk to the VM control socket {}", socket.display()))?;
+            println!("{}", serde_json::to_string_pretty(&reply)?);
+            Ok(if reply["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Command::Bench(BenchCmd::Boot(a)) => bench_boot(a),
     }
 }

@@ -379,3 +379,24 @@ fn the_control_socket_reports_pauses_resumes_and_stops() {
     assert_eq!(status.code(), Some(143));
     assert!(!sock.exists(), "the control socket file is removed when the VM ends");
 }
+
+#[test]
+fn the_boot_benchmark_prints_its_json() {
+    require_kvm();
+    let out = twinkle()
+        .args(["bench", "boot", "--runs", "2", "--http-secs", "1", "--rounds", "1", "--connections", "4", "--json"])
+        .output()
+        .expect("run the benchmark");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for key in [
+        "\"cold_boot_to_first_response_ms\"",
+        "\"vm_create_ms\"",
+        "\"elf_load_ms\"",
+        "\"vm_over_native\"",
+        "\"p99\"",
+        "\"rps\"",
+    ] {
+        assert!(text.contains(key), "missing {key} in {text}");
+    }
+}

@@ -75,6 +75,16 @@ impl Drop for ControlSocket {
     }
 }
 
+/// Sends one request to a VM's control socket and returns the response line.
+pub fn request(path: &Path, op: &str) -> std::io::Result<Value> {
+    let mut conn = UnixStream::connect(path)?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    writeln!(conn, "{}", json!({ "op": op }))?;
+    let mut line = String::new();
+    BufReader::new(conn).read_line(&mut line)?;
+    serde_json::from_str(&line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 fn serve_client(conn: UnixStream, shared: &VmShared, info: &VmInfo) {
     let Ok(mut out) = conn.try_clone() else { return };
     let mut reader = BufReader::new(conn);

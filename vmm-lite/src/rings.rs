@@ -98,3 +98,59 @@ impl HostRings {
         mem.store_u32(GuestAddr(L::RING_HEADER + ring::CQ_TAIL), cq_tail.wrapping_add(1)).map_err(|e| e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (GuestMemory, HostRings) {
+        let mem = GuestMemory::new(4 << 20).unwrap();
+        let rings = HostRings::new(8).unwrap();
+        rings.reset(&mem).unwrap();
+        (mem, rings)
+    }
+
+    fn set(mem: &GuestMemory, off: u64, v: u32) {
+        mem.store_u32(GuestAddr(L::RING_HEADER + off), v).unwrap();
+    }
+
+    #[test]
+    fn sizes_must_be_powers_of_two_within_the_layout() {
+        assert!(HostRings::new(6).is_none());
+        assert!(HostRings::new(ring::MAX_ENTRIES * 2).is_none());
+        assert!(HostRings::new(1).is_some());
+    }
+
+    #[test]
+    fn submission_indices_beyond_the_queue_are_refused() {
+        let (mem, rings) = setup();
+        set(&mem, ring::SQ_TAIL, 8);
+        assert_eq!(rings.sq_available(&mem, 0).unwrap(), 8);
+        set(&mem, ring::SQ_TAIL, 9);
+        assert!(rings.sq_available(&mem, 0).unwrap_err().contains("9 entries ahead"));
+        // Wrapping counters are fine.
+        set(&mem, ring::SQ_TAIL, 3);
+        assert_eq!(rings.sq_available(&mem, u32::MAX - 1).unwrap(), 5);
+        // A tail behind the head is a huge distance: refused.
+        set(&mem, ring::SQ_TAIL, 10);
+        assert!(rings.sq_available(&mem, 12).is_err());
+    }
+
+    #[test]
+    fn completion_head_is_checked_and_entries_round_trip() {
+        let (mem, rings) = setup();
+        let cqe = Cqe { op: 3, conn: 7, result: 42, user: 9 };
+        for tail in 0..8u32 {
+            rings.push_cqe(&mem, tail, &cqe).unwrap();
+        }
+        assert_eq!(rings.cq_used(&mem, 8).unwrap(), 8);
+        assert!(rings.completions_pending(&mem).unwrap());
+        set(&mem, ring::CQ_HEAD, 8);
+        assert!(!rings.completions_pending(&mem).unwrap());
+        set(&mem, ring::CQ_HEAD, 20);
+        assert!(rings.cq_used(&mem, 8).is_err(), "a head past the tail is corruption");
+        let sqe = Sqe { op: 4, conn: 1, addr: 0x1000, len: 5, user: 1 };
+        mem.write(GuestAddr(L::SQ + 3 * ring::ENTRY_SIZE), &sqe.encode()).unwrap();
+        assert_eq!(rings.read_sqe(&mem, 8 * 1000 + 3).unwrap(), sqe);
+    }
+}
