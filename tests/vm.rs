@@ -400,3 +400,63 @@ fn the_boot_benchmark_prints_its_json() {
         assert!(text.contains(key), "missing {key} in {text}");
     }
 }
+
+#[test]
+fn a_client_that_half_closes_still_gets_its_answer() {
+    let vm = VmProc::start("hello", &[]);
+    let mut s = TcpStream::connect(vm.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello").expect("write");
+    s.shutdown(Shutdown::Write).expect("half-close");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("the VM answers, then closes");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("\r\n\r\nhello"), "{text}");
+}
+
+#[test]
+fn the_clock_page_gives_the_guest_real_time() {
+    let vm = VmProc::start("hello", &[]);
+    let read = || -> (u64, u64) {
+        let r = get(vm.addr, "/time").expect("time");
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        let mut it = text.split_whitespace().map(|v| v.parse::<u64>().expect("number"));
+        (it.next().expect("mono"), it.next().expect("wall"))
+    };
+    let (m1, w1) = read();
+    std::thread::sleep(Duration::from_millis(300));
+    let (m2, w2) = read();
+    let host = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("epoch").as_nanos() as u64;
+    assert!(host.abs_diff(w2) < 1_000_000_000, "guest wall clock {w2} is more than 1 s from the host's {host}");
+    let dm = m2 - m1;
+    assert!((250_000_000..5_000_000_000).contains(&dm), "monotonic advanced {dm} ns over a 300 ms sleep");
+    assert!(w2 > w1);
+}
+
+#[test]
+fn the_free_page_bitmap_tracks_the_guest_heap() {
+    let sock = std::env::temp_dir().join(format!("twinkle-bitmap-{}.sock", std::process::id()));
+    let vm = VmProc::start("hello", &["--control", &sock.display().to_string()]);
+    let free = || -> (u64, u64) {
+        let out = twinkle()
+            .args(["vm", "control", "--socket", &sock.display().to_string(), "status"])
+            .output()
+            .expect("vm control");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let num = |key: &str| -> u64 {
+            let at = text.find(key).unwrap_or_else(|| panic!("no {key} in {text}"));
+            text[at + key.len()..].trim_start_matches([':', ' ', '"']).split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).expect("number")
+        };
+        (num("\"free_pages\""), num("\"pages\""))
+    };
+    let (free_before, pages) = free();
+    assert_eq!(pages, 64 * 256, "a 64 MiB guest has 16384 pages");
+    // The heap is most of memory and almost all free in an idle hello.
+    assert!(free_before > pages / 2 && free_before < pages, "free {free_before} of {pages}");
+    // Large responses are allocated page-wise and freed again.
+    for _ in 0..3 {
+        assert_eq!(get(vm.addr, "/bytes?n=4000000").expect("4 MB").body.len(), 4_000_000);
+    }
+    let (free_after, _) = free();
+    assert!(free_before.abs_diff(free_after) < 64, "pages leaked: {free_before} free before, {free_after} after");
+}

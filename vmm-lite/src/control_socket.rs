@@ -27,6 +27,8 @@ const MAX_LINE: usize = 64 * 1024;
 /// Facts about the VM that status reports.
 #[derive(Clone, Debug, Default)]
 pub struct VmInfo {
+    /// Guest memory, to count free pages in the guest's bitmap.
+    pub mem: Option<Arc<crate::memory::GuestMemory>>,
     /// The guest program.
     pub app: String,
     /// Guest memory in MiB.
@@ -158,6 +160,10 @@ fn status(shared: &VmShared, info: &VmInfo) -> Value {
         "pid": std::process::id(),
         "uptime_ms": shared.started.elapsed().as_millis() as u64,
         "ready_after_ms": shared.ready_after().map(|d| d.as_secs_f64() * 1e3),
+        "memory": info.mem.as_ref().map(|m| {
+            let pages = m.size() / guest_abi::PAGE_SIZE;
+            json!({"pages": pages, "free_pages": crate::memory::count_free_pages(m)})
+        }),
         "stats": {
             "exits": s.exits.load(Ordering::Relaxed),
             "hypercalls": s.hypercalls.load(Ordering::Relaxed),

@@ -88,8 +88,12 @@ pub fn run(opts: RunOptions, mut on_event: impl FnMut(LaunchEvent)) -> Result<Vm
     );
     let _control = match &opts.control {
         Some(path) => Some(
-            ControlSocket::start(path, vm.shared(), VmInfo { app: opts.name.clone(), mem_mib: opts.mem_mib, listen })
-                .map_err(|source| VmmError::Io {
+            ControlSocket::start(
+                path,
+                vm.shared(),
+                VmInfo { mem: Some(vm.memory()), app: opts.name.clone(), mem_mib: opts.mem_mib, listen },
+            )
+            .map_err(|source| VmmError::Io {
                 what: format!("cannot serve the control socket {}", path.display()),
                 source,
             })?,

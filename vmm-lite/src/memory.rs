@@ -216,6 +216,29 @@ impl fmt::Debug for GuestMemory {
     }
 }
 
+/// Counts the pages marked free in the guest's free-page bitmap (docs/guest-abi.md).
+/// The guest may be changing it: the count is a snapshot, exact only while
+/// the vCPU is stopped.
+pub fn count_free_pages(mem: &GuestMemory) -> u64 {
+    let pages = mem.size() / guest_abi::PAGE_SIZE;
+    let words = pages.div_ceil(64);
+    let mut buf = vec![0u8; (words * 8) as usize];
+    if mem.read(GuestAddr(guest_abi::layout::FREE_BITMAP), &mut buf).is_err() {
+        return 0;
+    }
+    buf.chunks_exact(8)
+        .enumerate()
+        .map(|(i, w)| {
+            let mut v = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+            let first = i as u64 * 64;
+            if first + 64 > pages {
+                v &= (1u64 << (pages - first)) - 1;
+            }
+            u64::from(v.count_ones())
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

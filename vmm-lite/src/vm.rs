@@ -192,6 +192,11 @@ impl Vm {
         })
     }
 
+    /// The guest's memory (for status reports and, later, snapshots).
+    pub fn memory(&self) -> Arc<GuestMemory> {
+        Arc::clone(&self.mem)
+    }
+
     /// The VM's shared state: stop it, read its counters.
     pub fn shared(&self) -> Arc<VmShared> {
         Arc::clone(&self.shared)

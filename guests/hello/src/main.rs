@@ -1,7 +1,8 @@
 //! hello: the smallest useful web app in a twinkle VM.
 //!
 //! `GET /` a greeting, `GET /health` "ok", `POST /echo` the body back,
-//! `GET /bytes?n=N` N bytes (up to 8 MiB), `GET /upstream/NAME?msg=TEXT`
+//! `GET /bytes?n=N` N bytes (up to 8 MiB), `GET /time` the guest's monotonic
+//! and wall-clock nanoseconds, `GET /upstream/NAME?msg=TEXT`
 //! sends TEXT and a newline to the `--connect` endpoint NAME, half-closes, and
 //! answers with everything the endpoint sent back; anything else 404.
 
@@ -31,6 +32,10 @@ impl Handler for Hello {
         match (req.method, req.path()) {
             ("GET" | "HEAD", "/") => Response::text(200, "Hello from a twinkle VM!\n"),
             ("GET" | "HEAD", "/health") => Response::text(200, "ok\n"),
+            ("GET", "/time") => {
+                let (mono, wall) = twinkle_rt::clock::now();
+                Response::text(200, &alloc::format!("{mono} {wall}\n"))
+            }
             ("POST" | "PUT", "/echo") => Response::new(200, "application/octet-stream", req.body.to_vec()),
             ("GET", "/bytes") => match req.query("n").and_then(|n| n.parse::<usize>().ok()) {
                 Some(n) if n <= 8 << 20 => {

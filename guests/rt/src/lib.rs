@@ -137,6 +137,14 @@ macro_rules! entry {
     };
 }
 
+/// The precompiled `alloc` library has unwinding landing pads that name this
+/// symbol; guests abort on panic, so it is never reached.
+#[cfg(not(feature = "native"))]
+#[no_mangle]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    hypercall::panic_exit(b"unwinding is not supported in guests (panic = abort)")
+}
+
 #[cfg(not(feature = "native"))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
