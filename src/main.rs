@@ -43,6 +43,40 @@ enum Command {
     /// Benchmarks that compare twinkle with a peer in the same run (JSON results).
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Build and inspect VM images (initialized snapshots).
+    #[command(subcommand)]
+    Image(ImageCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ImageCmd {
+    /// Boot an app cold, wait until it reports ready (initialized), and save that state as an image.
+    #[command(
+        after_help = "Examples:\n  twinkle image build --app hello --out images/hello\n  twinkle image build --app memtouch --arg mib=64 --mem-mib 256 --out images/memtouch\n  twinkle image build --elf ./my-app --connect redis=127.0.0.1:6379 --out images/my-app"
+    )]
+    Build(ImageBuildArgs),
+}
+
+#[derive(Args, Debug)]
+struct ImageBuildArgs {
+    /// An embedded guest program (hello, crash, memtouch).
+    #[arg(long, value_name = "NAME", conflicts_with = "elf", required_unless_present = "elf")]
+    app: Option<String>,
+    /// A guest ELF file.
+    #[arg(long, value_name = "PATH")]
+    elf: Option<PathBuf>,
+    /// Guest memory in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    mem_mib: u32,
+    /// An outbound endpoint the app may use while initializing (names are kept in the image).
+    #[arg(long, value_name = "NAME=HOST:PORT")]
+    connect: Vec<String>,
+    /// An argument for the guest program (repeatable).
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    args: Vec<String>,
+    /// The image directory to write.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -83,6 +117,11 @@ enum VmCmd {
         after_help = "Embedded apps: hello (HTTP server), crash (fails on purpose: --arg MODE), memtouch (touches memory: --arg mib=N --arg pattern=seq|random|stride).\n\nExit status: the guest's exit code; 101 guest panic; 134 guest fault; 70 VMM error; 143 stopped.\n\nExamples:\n  twinkle vm run --app hello --listen 127.0.0.1:8080\n  twinkle vm run --app crash --arg null\n  twinkle vm run --elf ./my-guest --mem-mib 64 --connect redis=127.0.0.1:6379"
     )]
     Run(VmRunArgs),
+    /// Start a VM from an image (see `image build`) with a start strategy.
+    #[command(
+        after_help = "Strategies: cold (boot and initialize again), resume (read the whole image, then run); lazy, mmap and twinkle are in progress.\n\nExamples:\n  twinkle vm restore --image images/hello --strategy resume --listen 127.0.0.1:8080\n  twinkle vm restore --image images/rubis --connect redis=127.0.0.1:6379 --listen 127.0.0.1:0"
+    )]
+    Restore(VmRestoreArgs),
     /// Send one request to a running VM's control socket and print the JSON answer.
     #[command(
         after_help = "Examples:\n  twinkle vm control --socket /tmp/vm.sock status\n  twinkle vm control --socket /tmp/vm.sock pause"
@@ -95,6 +134,35 @@ enum VmCmd {
         #[arg(value_parser = ["status", "pause", "resume", "stop"])]
         op: String,
     },
+}
+
+#[derive(Args, Debug)]
+struct VmRestoreArgs {
+    /// The image directory.
+    #[arg(long, value_name = "DIR")]
+    image: PathBuf,
+    /// How the VM gets its memory: cold, resume (lazy, mmap, twinkle: in progress).
+    #[arg(long, default_value = "resume", value_parser = parse_strategy)]
+    strategy: vmm_lite::vm::Strategy,
+    /// Accept TCP connections here (port 0: any free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Where the image's endpoints are now.
+    #[arg(long, value_name = "NAME=HOST:PORT")]
+    connect: Vec<String>,
+    /// Most connections open at once.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    max_conns: usize,
+    /// Serve the control protocol on this Unix socket.
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
+    /// Refuse the image unless it is of this app.
+    #[arg(long, value_name = "NAME")]
+    expect_app: Option<String>,
+}
+
+fn parse_strategy(s: &str) -> Result<vmm_lite::vm::Strategy, String> {
+    vmm_lite::vm::Strategy::parse(s)
 }
 
 #[derive(Args, Debug)]
@@ -211,6 +279,8 @@ fn run(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Policy(p) => policy(p),
         Command::Vm(VmCmd::Run(a)) => vm_run(a),
+        Command::Vm(VmCmd::Restore(a)) => vm_restore(a),
+        Command::Image(ImageCmd::Build(a)) => image_build(a),
         Command::Vm(VmCmd::Control { socket, op }) => {
             let reply = vmm_lite::control_socket::request(&socket, &op)
                 .with_context(|| format!("cannot talk to the VM control socket {}", socket.display()))?;
@@ -256,8 +326,9 @@ fn bench_boot(a: BenchBootArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn vm_run(a: VmRunArgs) -> Result<ExitCode> {
-    let (elf, name) = match (&a.app, &a.elf) {
+/// The guest program named by --app or --elf.
+fn guest_program(app: &Option<String>, elf: &Option<PathBuf>) -> Result<(Vec<u8>, String)> {
+    Ok(match (app, elf) {
         (Some(app), _) => {
             let Some((_, bytes)) = guest_apps::APPS.iter().find(|(n, _)| n == app) else {
                 let known: Vec<&str> = guest_apps::APPS.iter().map(|(n, _)| *n).collect();
@@ -270,7 +341,35 @@ fn vm_run(a: VmRunArgs) -> Result<ExitCode> {
             (bytes, path.display().to_string())
         }
         (None, None) => anyhow::bail!("give --app NAME or --elf PATH"),
+    })
+}
+
+/// Prints launch milestones on stdout for a parent process; a parent that
+/// stopped reading must not kill the VM, so write errors are ignored.
+fn print_event(event: vmm_lite::launch::LaunchEvent) {
+    use std::io::Write;
+    let line = match event {
+        vmm_lite::launch::LaunchEvent::Listening(addr) => format!("listening {addr}"),
+        vmm_lite::launch::LaunchEvent::Created(t) => {
+            format!("created {}", serde_json::to_string(&t).unwrap_or_default())
+        }
     };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn report_exit(name: &str, exit: vmm_lite::VmExit) -> ExitCode {
+    match &exit {
+        vmm_lite::VmExit::Exited(0) => tracing::info!("{name}: {exit}"),
+        vmm_lite::VmExit::Snapshotted { .. } => eprintln!("{exit}"),
+        _ => eprintln!("{name}: {exit}"),
+    }
+    ExitCode::from(exit.code())
+}
+
+fn vm_run(a: VmRunArgs) -> Result<ExitCode> {
+    let (elf, name) = guest_program(&a.app, &a.elf)?;
     let opts = vmm_lite::launch::RunOptions {
         elf,
         name: name.clone(),
@@ -280,27 +379,46 @@ fn vm_run(a: VmRunArgs) -> Result<ExitCode> {
         args: a.args,
         max_conns: a.max_conns,
         control: a.control,
+        snapshot: None,
     };
-    // Milestones go to stdout for the parent process; a parent that stopped
-    // reading must not kill the VM, so write errors are ignored.
-    let say = |line: String| {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+    let exit = vmm_lite::launch::run(opts, print_event).with_context(|| format!("cannot start VM for {name}"))?;
+    Ok(report_exit(&name, exit))
+}
+
+fn vm_restore(a: VmRestoreArgs) -> Result<ExitCode> {
+    let name = a.image.display().to_string();
+    let opts = vmm_lite::launch::RestoreOptions {
+        image: a.image,
+        strategy: a.strategy,
+        listen: a.listen,
+        connect: a.connect,
+        max_conns: a.max_conns,
+        control: a.control,
+        expect_app: a.expect_app,
     };
-    let exit = vmm_lite::launch::run(opts, |event| match event {
-        vmm_lite::launch::LaunchEvent::Listening(addr) => say(format!("listening {addr}")),
-        vmm_lite::launch::LaunchEvent::Created(t) => {
-            say(format!("created {}", serde_json::to_string(&t).unwrap_or_default()))
-        }
-    })
-    .with_context(|| format!("cannot start VM for {name}"))?;
-    match &exit {
-        vmm_lite::VmExit::Exited(0) => tracing::info!("{name}: {exit}"),
-        _ => eprintln!("{name}: {exit}"),
+    let exit = vmm_lite::launch::restore(opts, print_event).with_context(|| format!("cannot restore {name}"))?;
+    Ok(report_exit(&name, exit))
+}
+
+fn image_build(a: ImageBuildArgs) -> Result<ExitCode> {
+    let (elf, name) = guest_program(&a.app, &a.elf)?;
+    let opts = vmm_lite::launch::RunOptions {
+        elf,
+        name: name.clone(),
+        mem_mib: a.mem_mib,
+        listen: None,
+        connect: a.connect,
+        args: a.args,
+        max_conns: 4096,
+        control: None,
+        snapshot: Some(a.out),
+    };
+    let exit = vmm_lite::launch::run(opts, |_| {}).with_context(|| format!("cannot build an image of {name}"))?;
+    if !matches!(exit, vmm_lite::VmExit::Snapshotted { .. }) {
+        eprintln!("{name}: the app ended before reporting ready, so no image was written: {exit}");
+        return Ok(ExitCode::FAILURE);
     }
-    Ok(ExitCode::from(exit.code()))
+    Ok(report_exit(&name, exit))
 }
 
 fn policy(cmd: PolicyCmd) -> Result<ExitCode> {

@@ -445,7 +445,12 @@ fn the_free_page_bitmap_tracks_the_guest_heap() {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let num = |key: &str| -> u64 {
             let at = text.find(key).unwrap_or_else(|| panic!("no {key} in {text}"));
-            text[at + key.len()..].trim_start_matches([':', ' ', '"']).split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).expect("number")
+            text[at + key.len()..]
+                .trim_start_matches([':', ' ', '"'])
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("number")
         };
         (num("\"free_pages\""), num("\"pages\""))
     };

@@ -23,6 +23,8 @@ pub struct ClockPage {
     tsc0: u64,
     /// Nanoseconds per tick, 32.32, when KVM told us the TSC frequency.
     known_rate: Option<u64>,
+    /// Added to the monotonic time: a restored VM continues from its snapshot.
+    mono_offset: u64,
     seq: Mutex<u32>,
 }
 
@@ -31,20 +33,32 @@ impl ClockPage {
     /// the rate is exact from the first update; without, it is measured.
     pub fn new(tsc_khz: Option<u32>) -> Self {
         let known_rate = tsc_khz.map(|k| ((1_000_000u128 << 32) / u128::from(k)) as u64);
-        ClockPage { start: Instant::now(), tsc0: rdtsc(), known_rate, seq: Mutex::new(0) }
+        ClockPage { start: Instant::now(), tsc0: rdtsc(), known_rate, mono_offset: 0, seq: Mutex::new(0) }
+    }
+
+    /// The same clock, continuing from `mono_ns` (the snapshot's time).
+    pub fn continuing_from(mut self, mono_ns: u64) -> Self {
+        self.mono_offset = mono_ns;
+        self
+    }
+
+    /// The guest's monotonic time now.
+    pub fn mono_ns(&self) -> u64 {
+        self.mono_offset.saturating_add(u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
 
     /// Writes the current time into the page (a seqlock: odd while writing).
     pub fn update(&self, mem: &GuestMemory) {
         let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
-        let mono = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let elapsed = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let mono = self.mono_offset.saturating_add(elapsed);
         let tsc = rdtsc();
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
         let ticks = tsc.wrapping_sub(self.tsc0);
         let rate = if let Some(r) = self.known_rate {
             r
-        } else if mono > 5_000_000 && ticks > 0 {
-            ((u128::from(mono) << 32) / u128::from(ticks)).min(u128::from(u64::MAX)) as u64
+        } else if elapsed > 5_000_000 && ticks > 0 {
+            ((u128::from(elapsed) << 32) / u128::from(ticks)).min(u128::from(u64::MAX)) as u64
         } else {
             0
         };

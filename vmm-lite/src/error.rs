@@ -34,6 +34,9 @@ pub enum VmmError {
     /// A setting is out of range.
     #[error("invalid VM configuration: {0}")]
     Config(String),
+    /// A snapshot could not be written or used.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
     /// Host I/O failed (listener, threads).
     #[error("{what}: {source}")]
     Io {
@@ -162,6 +165,15 @@ pub enum VmExit {
     HostError(String),
     /// Stopped from outside (signal or control request).
     Stopped,
+    /// An image was written at the guest's Ready (`twinkle image build`).
+    Snapshotted {
+        /// The image directory.
+        dir: std::path::PathBuf,
+        /// Bytes of memory stored (free pages are not).
+        stored: u64,
+        /// Boot to Ready, ms.
+        init_ms: f64,
+    },
 }
 
 impl VmExit {
@@ -174,6 +186,7 @@ impl VmExit {
             VmExit::Faulted(_) => 134,
             VmExit::HostError(_) => 70,
             VmExit::Stopped => 143,
+            VmExit::Snapshotted { .. } => 0,
         }
     }
 }
@@ -186,6 +199,12 @@ impl fmt::Display for VmExit {
             VmExit::Faulted(g) => write!(f, "{g}"),
             VmExit::HostError(e) => write!(f, "VMM error: {e}"),
             VmExit::Stopped => write!(f, "VM stopped"),
+            VmExit::Snapshotted { dir, stored, init_ms } => write!(
+                f,
+                "image written to {} ({:.1} MiB of memory stored; the app initialized in {init_ms:.1} ms)",
+                dir.display(),
+                *stored as f64 / (1 << 20) as f64
+            ),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::control_socket::{ControlSocket, VmInfo};
 use crate::error::{VmExit, VmmError};
-use crate::vm::{CreateTimings, Vm, VmConfig};
+use crate::vm::{CreateTimings, RestoreConfig, Strategy, Vm, VmConfig};
 
 /// Milestones of a launch, reported as they happen.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +36,8 @@ pub struct RunOptions {
     pub max_conns: usize,
     /// Unix socket for the control protocol (docs/vm-control.md).
     pub control: Option<PathBuf>,
+    /// Write an image here when the guest reports Ready, then end (`image build`).
+    pub snapshot: Option<PathBuf>,
 }
 
 /// Parses `NAME=HOST:PORT`, resolving the host.
@@ -57,19 +59,49 @@ pub fn parse_endpoint(spec: &str) -> Result<(String, SocketAddr), VmmError> {
     Ok((name.to_string(), resolved))
 }
 
-/// Creates and runs the VM, reporting milestones to `on_event`.
-pub fn run(opts: RunOptions, mut on_event: impl FnMut(LaunchEvent)) -> Result<VmExit, VmmError> {
-    let endpoints = opts.connect.iter().map(|c| parse_endpoint(c)).collect::<Result<Vec<_>, _>>()?;
-    let listener = match &opts.listen {
+fn bind(listen: &Option<String>, on_event: &mut impl FnMut(LaunchEvent)) -> Result<Option<TcpListener>, VmmError> {
+    match listen {
         Some(addr) => {
             let l = TcpListener::bind(addr.as_str())
                 .map_err(|source| VmmError::Io { what: format!("cannot listen on {addr}"), source })?;
             let local = l.local_addr().map_err(|source| VmmError::Io { what: "listener address".into(), source })?;
             on_event(LaunchEvent::Listening(local));
-            Some(l)
+            Ok(Some(l))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Serves the control socket (if asked), reports creation, runs the VM.
+fn run_created(
+    vm: Vm,
+    control: &Option<PathBuf>,
+    info: VmInfo,
+    on_event: &mut impl FnMut(LaunchEvent),
+) -> Result<VmExit, VmmError> {
+    tracing::debug!(
+        app = %info.app,
+        vm_create_us = vm.timings.vm_create_us,
+        load_us = vm.timings.load_us,
+        vcpu_us = vm.timings.vcpu_us,
+        "VM created"
+    );
+    let _control = match control {
+        Some(path) => {
+            Some(ControlSocket::start(path, vm.shared(), VmInfo { mem: Some(vm.memory()), ..info }).map_err(
+                |source| VmmError::Io { what: format!("cannot serve the control socket {}", path.display()), source },
+            )?)
         }
         None => None,
     };
+    on_event(LaunchEvent::Created(vm.timings));
+    Ok(vm.run())
+}
+
+/// Creates and runs the VM, reporting milestones to `on_event`.
+pub fn run(opts: RunOptions, mut on_event: impl FnMut(LaunchEvent)) -> Result<VmExit, VmmError> {
+    let endpoints = opts.connect.iter().map(|c| parse_endpoint(c)).collect::<Result<Vec<_>, _>>()?;
+    let listener = bind(&opts.listen, &mut on_event)?;
     let listen = listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string());
     let vm = Vm::create(VmConfig {
         mem_mib: opts.mem_mib,
@@ -78,28 +110,46 @@ pub fn run(opts: RunOptions, mut on_event: impl FnMut(LaunchEvent)) -> Result<Vm
         listener,
         endpoints,
         max_conns: opts.max_conns,
+        snapshot: opts.snapshot.clone(),
+        app: opts.name.clone(),
     })?;
-    tracing::debug!(
-        app = %opts.name,
-        vm_create_us = vm.timings.vm_create_us,
-        load_us = vm.timings.load_us,
-        vcpu_us = vm.timings.vcpu_us,
-        "VM created"
-    );
-    let _control = match &opts.control {
-        Some(path) => Some(
-            ControlSocket::start(
-                path,
-                vm.shared(),
-                VmInfo { mem: Some(vm.memory()), app: opts.name.clone(), mem_mib: opts.mem_mib, listen },
-            )
-            .map_err(|source| VmmError::Io {
-                what: format!("cannot serve the control socket {}", path.display()),
-                source,
-            })?,
-        ),
-        None => None,
-    };
-    on_event(LaunchEvent::Created(vm.timings));
-    Ok(vm.run())
+    let info = VmInfo { mem: None, app: opts.name.clone(), mem_mib: opts.mem_mib, listen };
+    run_created(vm, &opts.control, info, &mut on_event)
+}
+
+/// Options of a restore.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// The image directory.
+    pub image: PathBuf,
+    /// How memory is brought in.
+    pub strategy: Strategy,
+    /// Host address to accept connections on.
+    pub listen: Option<String>,
+    /// `NAME=HOST:PORT` endpoints (the names the image's guest knows).
+    pub connect: Vec<String>,
+    /// Most open connections.
+    pub max_conns: usize,
+    /// Unix socket for the control protocol.
+    pub control: Option<PathBuf>,
+    /// Refuse an image of another app.
+    pub expect_app: Option<String>,
+}
+
+/// Restores a VM from an image and runs it.
+pub fn restore(opts: RestoreOptions, mut on_event: impl FnMut(LaunchEvent)) -> Result<VmExit, VmmError> {
+    let endpoints = opts.connect.iter().map(|c| parse_endpoint(c)).collect::<Result<Vec<_>, _>>()?;
+    let listener = bind(&opts.listen, &mut on_event)?;
+    let listen = listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string());
+    let vm = Vm::restore(RestoreConfig {
+        image: opts.image.clone(),
+        strategy: opts.strategy,
+        listener,
+        endpoints,
+        max_conns: opts.max_conns,
+        expect_app: opts.expect_app.clone(),
+    })?;
+    let mem_mib = (vm.memory().size() >> 20) as u32;
+    let info = VmInfo { mem: None, app: opts.image.display().to_string(), mem_mib, listen };
+    run_created(vm, &opts.control, info, &mut on_event)
 }

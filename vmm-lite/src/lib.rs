@@ -21,6 +21,7 @@ pub mod launch;
 pub mod memory;
 pub mod net;
 pub mod rings;
+pub mod snapshot;
 mod vcpu;
 pub mod vm;
 

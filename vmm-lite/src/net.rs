@@ -165,6 +165,7 @@ impl IoDriver {
         rings: HostRings,
         cfg: NetConfig,
         notifier: Arc<Notifier>,
+        restore: Option<crate::snapshot::NetState>,
     ) -> Result<IoDriver, VmExit> {
         let host_err = |what: &str, e: std::io::Error| VmExit::HostError(format!("{what}: {e}"));
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -202,8 +203,31 @@ impl IoDriver {
             posted: false,
             scratch: vec![0u8; FAST_CHUNK].into_boxed_slice(),
         };
+        let mut io = io;
+        if let Some(state) = restore {
+            io.restore(state)?;
+        }
         drop(_ctx);
         Ok(IoDriver { rt, io, listener, bell, notifier, done_rx })
+    }
+
+    /// The VMM's ring state, for a snapshot (the vCPU is stopped).
+    pub fn net_state(&self) -> crate::snapshot::NetState {
+        let io = &self.io;
+        let mut dropped: Vec<(u64, crate::snapshot::DroppedOp)> = io
+            .ops
+            .iter()
+            .filter(|(_, p)| p.op != Op::Accept)
+            .map(|(id, p)| (*id, crate::snapshot::DroppedOp { op: p.op as u8, conn: p.conn, user: p.user }))
+            .collect();
+        dropped.sort_by_key(|(id, _)| *id);
+        crate::snapshot::NetState {
+            sq_head: io.sq_head,
+            cq_tail: io.cq_tail,
+            accepts: io.accepts.iter().filter_map(|id| io.ops.get(id).map(|p| p.user)).collect(),
+            dropped: dropped.into_iter().map(|(_, d)| d).collect(),
+            next_conn: io.next_conn,
+        }
     }
 
     /// Carries out the guest's submissions, then waits up to `timeout`
@@ -295,6 +319,23 @@ fn ring_fault(msg: String) -> VmExit {
 }
 
 impl Io {
+    /// Takes over the ring state of a snapshot: pending Accepts are re-armed
+    /// on the new listener; operations on connections that did not survive
+    /// complete with ECONNRESET.
+    fn restore(&mut self, state: crate::snapshot::NetState) -> Result<(), VmExit> {
+        self.sq_head = state.sq_head;
+        self.cq_tail = state.cq_tail;
+        self.next_conn = state.next_conn.max(1);
+        for user in state.accepts {
+            let id = self.new_op(0, Op::Accept, user);
+            self.accepts.push_back(id);
+        }
+        for d in state.dropped {
+            self.post(Cqe { op: d.op, conn: d.conn, result: -errno::ECONNRESET, user: d.user })?;
+        }
+        Ok(())
+    }
+
     fn post(&mut self, cqe: Cqe) -> Result<(), VmExit> {
         let used = self.rings.cq_used(&self.mem, self.cq_tail).map_err(ring_fault)?;
         if used >= self.rings.entries() {

@@ -16,6 +16,21 @@ use crate::memory::{GuestAddr, GuestMemory};
 use crate::net::IoDriver;
 use crate::rings::HostRings;
 
+/// Where and what to save when the guest reports Ready.
+#[derive(Debug)]
+pub(crate) struct SnapshotPlan {
+    /// The image directory.
+    pub dir: std::path::PathBuf,
+    /// App name.
+    pub app: String,
+    /// App arguments.
+    pub args: Vec<String>,
+    /// Endpoint names.
+    pub endpoints: Vec<String>,
+    /// The guest ELF.
+    pub elf: Vec<u8>,
+}
+
 /// What the vCPU thread works with.
 pub(crate) struct VcpuCtx {
     /// Guest memory.
@@ -30,6 +45,8 @@ pub(crate) struct VcpuCtx {
     pub clock: Arc<ClockPage>,
     /// Whether registers travel with exits (KVM_CAP_SYNC_REGS).
     pub sync_regs: bool,
+    /// Snapshot at Ready (image build).
+    pub snapshot: Option<SnapshotPlan>,
 }
 
 /// Runs the vCPU until the VM ends; records the ending in `shared`.
@@ -56,7 +73,12 @@ pub(crate) fn run_vcpu(mut vcpu: VcpuFd, mut cx: VcpuCtx) {
                 let k = data.len().min(4);
                 n[..k].copy_from_slice(&data[..k]);
                 let number = u32::from_le_bytes(n);
-                hypercall(&mut vcpu, number, &mut cx)
+                match hypercall(&mut vcpu, number, &mut cx) {
+                    Ok(()) if number == Hypercall::Ready as u32 && cx.snapshot.is_some() => {
+                        Err(take_snapshot(&mut vcpu, &mut cx))
+                    }
+                    other => other,
+                }
             }
             VcpuExit::IoOut(p, _) if p == port::NOTIFY => Ok(()),
             VcpuExit::IoOut(p, _) => Err(VmExit::Faulted(GuestFault::BadPort { port: p, input: false })),
@@ -78,6 +100,56 @@ pub(crate) fn run_vcpu(mut vcpu: VcpuFd, mut cx: VcpuCtx) {
         }
     };
     shared.finish(why);
+}
+
+/// Completes the Ready hypercall without running the guest (KVM_RUN with
+/// immediate_exit finishes the pending `out`), then saves the image.
+fn take_snapshot(vcpu: &mut VcpuFd, cx: &mut VcpuCtx) -> VmExit {
+    let Some(plan) = cx.snapshot.take() else { return VmExit::Stopped };
+    vcpu.set_kvm_immediate_exit(1);
+    let _ = vcpu.run();
+    vcpu.set_kvm_immediate_exit(0);
+    let host = |what: &str, e: kvm_ioctls::Error| VmExit::HostError(format!("{what} for the snapshot: {e}"));
+    let regs = match vcpu.get_regs() {
+        Ok(r) => r,
+        Err(e) => return host("KVM_GET_REGS", e),
+    };
+    let sregs = match vcpu.get_sregs() {
+        Ok(r) => r,
+        Err(e) => return host("KVM_GET_SREGS", e),
+    };
+    let fpu = match vcpu.get_fpu() {
+        Ok(r) => r,
+        Err(e) => return host("KVM_GET_FPU", e),
+    };
+    let init_ms = cx.shared.ready_after().map_or(0.0, |d| d.as_secs_f64() * 1e3);
+    let pages = cx.mem.size() / PAGE_SIZE;
+    let meta = crate::snapshot::Meta {
+        app: plan.app,
+        args: plan.args,
+        endpoints: plan.endpoints,
+        mem_size: cx.mem.size(),
+        ring_entries: cx.rings.entries(),
+        mono_ns: cx.clock.mono_ns(),
+        pages,
+        free_pages: crate::memory::count_free_pages(&cx.mem),
+        created_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        twinkle_version: env!("CARGO_PKG_VERSION").to_string(),
+        init_ms,
+    };
+    let capture = crate::snapshot::Capture {
+        mem: &cx.mem,
+        meta,
+        vcpu: crate::snapshot::VcpuState { regs, sregs, fpu: (&fpu).into() },
+        net: cx.io.net_state(),
+        elf: &plan.elf,
+    };
+    match crate::snapshot::save(&plan.dir, capture) {
+        Ok(stored) => VmExit::Snapshotted { dir: plan.dir, stored, init_ms },
+        Err(e) => VmExit::HostError(format!("cannot write the image: {e}")),
+    }
 }
 
 fn rip(vcpu: &VcpuFd) -> u64 {
@@ -114,7 +186,7 @@ fn guest_str(mem: &GuestMemory, addr: u64, len: u64, call: &'static str) -> Resu
 }
 
 fn hypercall(vcpu: &mut VcpuFd, number: u32, cx: &mut VcpuCtx) -> Result<(), VmExit> {
-    let VcpuCtx { mem, shared, rings, io, clock, sync_regs } = cx;
+    let VcpuCtx { mem, shared, rings, io, clock, sync_regs, .. } = cx;
     let (mem, shared, sync_regs): (&GuestMemory, &VmShared, bool) = (mem, shared, *sync_regs);
     shared.stats.hypercalls.fetch_add(1, Ordering::Relaxed);
     // With KVM_CAP_SYNC_REGS the registers come with the exit and go back

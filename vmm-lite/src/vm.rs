@@ -1,13 +1,16 @@
-//! Creating a VM (KVM VM, memory slot, loaded guest, vCPU in its entry state)
-//! and running it to its end with a vCPU thread and an I/O thread.
+//! Creating a VM (KVM VM, memory slot, loaded guest or restored snapshot,
+//! vCPU in its entry state) and running it to its end on one vCPU thread.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use guest_abi::{layout as L, ring, BootInfo, PAGE_SIZE};
-use kvm_bindings::{kvm_fpu, kvm_msr_entry, kvm_userspace_memory_region, Msrs, KVM_MAX_CPUID_ENTRIES};
+use kvm_bindings::{
+    kvm_fpu, kvm_msr_entry, kvm_regs, kvm_sregs, kvm_userspace_memory_region, Msrs, KVM_MAX_CPUID_ENTRIES,
+};
 use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
 
 use crate::arch::{self, MAX_MEM};
@@ -19,7 +22,8 @@ use crate::kick::{self, ThreadKicker};
 use crate::memory::{GuestAddr, GuestMemory};
 use crate::net::{IoDriver, NetConfig, Notifier};
 use crate::rings::HostRings;
-use crate::vcpu::{run_vcpu, VcpuCtx};
+use crate::snapshot::{Image, NetState, SnapshotError};
+use crate::vcpu::{run_vcpu, SnapshotPlan, VcpuCtx};
 
 /// The time-stamp counter MSR.
 const MSR_IA32_TSC: u32 = 0x10;
@@ -42,6 +46,50 @@ pub struct VmConfig {
     pub endpoints: Vec<(String, SocketAddr)>,
     /// Most connections open at once.
     pub max_conns: usize,
+    /// Take a snapshot into this directory when the guest reports Ready, then end.
+    pub snapshot: Option<PathBuf>,
+    /// The app's name, recorded in snapshots.
+    pub app: String,
+}
+
+/// How a restored VM gets its memory (see docs/architecture.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Boot the image's ELF and run the app's initialization again.
+    Cold,
+    /// Read the whole memory image, then run.
+    Resume,
+}
+
+impl Strategy {
+    /// Parses a strategy name; the error lists what exists.
+    pub fn parse(s: &str) -> Result<Strategy, String> {
+        match s {
+            "cold" => Ok(Strategy::Cold),
+            "resume" => Ok(Strategy::Resume),
+            "lazy" | "mmap" | "twinkle" => Err(format!(
+                "strategy {s:?} is not implemented yet (the fast-start work is in progress); use cold or resume"
+            )),
+            other => Err(format!("unknown strategy {other:?}; strategies: cold, resume, lazy, mmap, twinkle")),
+        }
+    }
+}
+
+/// What to restore and with which host resources.
+#[derive(Debug)]
+pub struct RestoreConfig {
+    /// The image directory.
+    pub image: PathBuf,
+    /// How memory is brought in.
+    pub strategy: Strategy,
+    /// Inbound connections.
+    pub listener: Option<std::net::TcpListener>,
+    /// Outbound endpoints; their names must be the image's.
+    pub endpoints: Vec<(String, SocketAddr)>,
+    /// Most connections open at once.
+    pub max_conns: usize,
+    /// Refuse an image of another app.
+    pub expect_app: Option<String>,
 }
 
 /// Where the time of VM creation went.
@@ -49,10 +97,12 @@ pub struct VmConfig {
 pub struct CreateTimings {
     /// Open /dev/kvm, create the VM, map memory, add the slot.
     pub vm_create_us: u64,
-    /// Load the ELF, write page tables, TSS, boot info.
+    /// Load the ELF and write the boot structures, or load the snapshot's memory.
     pub load_us: u64,
     /// Create and set up the vCPU.
     pub vcpu_us: u64,
+    /// Bytes of image read (restores).
+    pub bytes_loaded: u64,
 }
 
 /// A created VM, ready to run.
@@ -67,6 +117,9 @@ pub struct Vm {
     sync_regs: bool,
     tsc_khz: Option<u32>,
     net: NetConfig,
+    snapshot: Option<SnapshotPlan>,
+    restored_net: Option<NetState>,
+    mono_from: u64,
     /// Timings of creation.
     pub timings: CreateTimings,
 }
@@ -75,38 +128,77 @@ fn kvm_err(op: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmmError {
     move |source| VmmError::Kvm { op, source }
 }
 
+fn check_mem(mem_mib: u32) -> Result<u64, VmmError> {
+    if mem_mib < MIN_MEM_MIB || mem_mib % 2 != 0 {
+        return Err(VmmError::Config(format!("--mem-mib {mem_mib} must be an even number of at least {MIN_MEM_MIB}")));
+    }
+    let mem_size = u64::from(mem_mib) << 20;
+    if mem_size > MAX_MEM {
+        return Err(VmmError::Config(format!(
+            "--mem-mib {mem_mib} exceeds the {} MiB the layout supports",
+            MAX_MEM >> 20
+        )));
+    }
+    Ok(mem_size)
+}
+
+/// A KVM VM with one memory slot of `mem_size` bytes.
+fn new_vm(mem_size: u64) -> Result<(Kvm, VmFd, Arc<GuestMemory>), VmmError> {
+    let kvm = Kvm::new().map_err(VmmError::NoKvm)?;
+    let vm = kvm.create_vm().map_err(kvm_err("create VM"))?;
+    let _ = vm.set_tss_address(0xfffb_d000);
+    let mem = Arc::new(GuestMemory::new(mem_size)?);
+    let region = kvm_userspace_memory_region {
+        slot: 0,
+        guest_phys_addr: 0,
+        memory_size: mem_size,
+        userspace_addr: mem.host_base(),
+        flags: 0,
+    };
+    // SAFETY: the region describes `mem`'s live mapping, which the `Vm`
+    // keeps alive (Arc) for as long as the VM fd exists.
+    unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("set memory region"))?;
+    Ok((kvm, vm, mem))
+}
+
+/// The vCPU, in the given register state.
+fn new_vcpu(
+    kvm: &Kvm,
+    vm: &VmFd,
+    sregs: Option<kvm_sregs>,
+    regs: &kvm_regs,
+    fpu: &kvm_fpu,
+) -> Result<(VcpuFd, Option<u32>), VmmError> {
+    let vcpu = vm.create_vcpu(0).map_err(kvm_err("create vCPU"))?;
+    let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("get supported CPUID"))?;
+    vcpu.set_cpuid2(&cpuid).map_err(kvm_err("set CPUID"))?;
+    let sregs = match sregs {
+        Some(s) => s,
+        None => arch::long_mode_sregs(vcpu.get_sregs().map_err(kvm_err("get sregs"))?),
+    };
+    vcpu.set_sregs(&sregs).map_err(kvm_err("set sregs"))?;
+    vcpu.set_fpu(fpu).map_err(kvm_err("set FPU"))?;
+    vcpu.set_regs(regs).map_err(kvm_err("set regs"))?;
+    // The guest's TSC starts equal to the host's, so the clock page's TSC
+    // readings (taken on the host) mean the same to the guest.
+    let tsc =
+        Msrs::from_entries(&[kvm_msr_entry { index: MSR_IA32_TSC, data: crate::clock::rdtsc(), ..Default::default() }])
+            .map_err(|e| VmmError::Config(format!("MSR list: {e:?}")))?;
+    let _ = vcpu.set_msrs(&tsc);
+    let tsc_khz = vcpu.get_tsc_khz().ok().filter(|k| *k > 0);
+    Ok((vcpu, tsc_khz))
+}
+
+fn us(d: Duration) -> u64 {
+    d.as_micros() as u64
+}
+
 impl Vm {
     /// Creates the VM and loads the guest; nothing runs yet.
     pub fn create(cfg: VmConfig) -> Result<Vm, VmmError> {
-        if cfg.mem_mib < MIN_MEM_MIB || cfg.mem_mib % 2 != 0 {
-            return Err(VmmError::Config(format!(
-                "--mem-mib {} must be an even number of at least {MIN_MEM_MIB}",
-                cfg.mem_mib
-            )));
-        }
-        let mem_size = u64::from(cfg.mem_mib) << 20;
-        if mem_size > MAX_MEM {
-            return Err(VmmError::Config(format!(
-                "--mem-mib {} exceeds the {} MiB the layout supports",
-                cfg.mem_mib,
-                MAX_MEM >> 20
-            )));
-        }
+        let mem_size = check_mem(cfg.mem_mib)?;
         let t0 = Instant::now();
-        let kvm = Kvm::new().map_err(VmmError::NoKvm)?;
-        let vm = kvm.create_vm().map_err(kvm_err("create VM"))?;
-        let _ = vm.set_tss_address(0xfffb_d000);
-        let mem = Arc::new(GuestMemory::new(mem_size)?);
-        let region = kvm_userspace_memory_region {
-            slot: 0,
-            guest_phys_addr: 0,
-            memory_size: mem_size,
-            userspace_addr: mem.host_base(),
-            flags: 0,
-        };
-        // SAFETY: the region describes `mem`'s live mapping, which the `Vm`
-        // keeps alive (Arc) for as long as the VM fd exists.
-        unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("set memory region"))?;
+        let (kvm, vm, mem) = new_vm(mem_size)?;
         let t1 = Instant::now();
 
         let heap_end = arch::stack_guard(mem_size);
@@ -126,7 +218,8 @@ impl Vm {
         boot.sq = L::SQ;
         boot.cq = L::CQ;
         boot.ring_entries = rings.entries();
-        boot.has_listener = u32::from(cfg.listener.is_some());
+        // An image's guest serves: its listener is attached when it is restored.
+        boot.has_listener = u32::from(cfg.listener.is_some() || cfg.snapshot.is_some());
         for a in &cfg.args {
             if !boot.push_arg(a.as_bytes()) {
                 return Err(VmmError::Config(format!(
@@ -150,30 +243,20 @@ impl Vm {
         rings.reset(&mem).map_err(VmmError::Config)?;
         let t2 = Instant::now();
 
-        let vcpu = vm.create_vcpu(0).map_err(kvm_err("create vCPU"))?;
-        let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("get supported CPUID"))?;
-        vcpu.set_cpuid2(&cpuid).map_err(kvm_err("set CPUID"))?;
-        let sregs = vcpu.get_sregs().map_err(kvm_err("get sregs"))?;
-        vcpu.set_sregs(&arch::long_mode_sregs(sregs)).map_err(kvm_err("set sregs"))?;
         let fpu = kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
-        vcpu.set_fpu(&fpu).map_err(kvm_err("set FPU"))?;
-        vcpu.set_regs(&arch::entry_regs(image.entry, mem_size)).map_err(kvm_err("set regs"))?;
+        let (vcpu, tsc_khz) = new_vcpu(&kvm, &vm, None, &arch::entry_regs(image.entry, mem_size), &fpu)?;
         let notifier = Arc::new(Notifier::new().map_err(|source| VmmError::Io { what: "eventfd".into(), source })?);
-        // The guest's TSC starts equal to the host's, so the clock page's TSC
-        // readings (taken on the host) mean the same to the guest.
-        let tsc = Msrs::from_entries(&[kvm_msr_entry {
-            index: MSR_IA32_TSC,
-            data: crate::clock::rdtsc(),
-            ..Default::default()
-        }])
-        .map_err(|e| VmmError::Config(format!("MSR list: {e:?}")))?;
-        let _ = vcpu.set_msrs(&tsc);
-        let tsc_khz = vcpu.get_tsc_khz().ok().filter(|k| *k > 0);
         let t3 = Instant::now();
 
-        let sync_regs = kvm.check_extension(Cap::SyncRegs);
-        let us = |d: Duration| d.as_micros() as u64;
+        let snapshot = cfg.snapshot.map(|dir| SnapshotPlan {
+            dir,
+            app: cfg.app.clone(),
+            args: cfg.args.clone(),
+            endpoints: cfg.endpoints.iter().map(|(n, _)| n.clone()).collect(),
+            elf: cfg.elf.clone(),
+        });
         Ok(Vm {
+            sync_regs: kvm.check_extension(Cap::SyncRegs),
             _kvm: kvm,
             _vm: vm,
             vcpu,
@@ -181,18 +264,122 @@ impl Vm {
             shared: Arc::new(VmShared::new()),
             rings,
             notifier,
-            sync_regs,
             tsc_khz,
             net: NetConfig {
                 listener: cfg.listener,
                 endpoints: cfg.endpoints.into_iter().map(|(_, a)| a).collect(),
                 max_conns: cfg.max_conns,
             },
-            timings: CreateTimings { vm_create_us: us(t1 - t0), load_us: us(t2 - t1), vcpu_us: us(t3 - t2) },
+            snapshot,
+            restored_net: None,
+            mono_from: 0,
+            timings: CreateTimings {
+                vm_create_us: us(t1 - t0),
+                load_us: us(t2 - t1),
+                vcpu_us: us(t3 - t2),
+                bytes_loaded: 0,
+            },
         })
     }
 
-    /// The guest's memory (for status reports and, later, snapshots).
+    /// Creates a VM from an image directory with the given strategy.
+    pub fn restore(cfg: RestoreConfig) -> Result<Vm, VmmError> {
+        let snap = |e: SnapshotError| VmmError::Snapshot(e);
+        let image = Image::open(&cfg.image).map_err(snap)?;
+        let state_file = cfg.image.join(crate::snapshot::STATE_FILE);
+        if let Some(want) = &cfg.expect_app {
+            if *want != image.meta.app {
+                return Err(snap(SnapshotError::WrongApp {
+                    file: state_file,
+                    found: image.meta.app.clone(),
+                    expected: want.clone(),
+                }));
+            }
+        }
+        // Endpoints: the same names as at the snapshot, in the guest's order.
+        let mut endpoints = Vec::new();
+        for name in &image.meta.endpoints {
+            match cfg.endpoints.iter().find(|(n, _)| n == name) {
+                Some(e) => endpoints.push(e.clone()),
+                None => {
+                    return Err(snap(SnapshotError::Mismatch {
+                        file: state_file,
+                        problem: format!("the guest expects endpoint {name:?}; give --connect {name}=HOST:PORT"),
+                    }))
+                }
+            }
+        }
+        if let Some((extra, _)) = cfg.endpoints.iter().find(|(n, _)| !image.meta.endpoints.contains(n)) {
+            return Err(snap(SnapshotError::Mismatch {
+                file: state_file,
+                problem: format!(
+                    "endpoint {extra:?} is not one the guest knows (it knows: {})",
+                    image.meta.endpoints.join(", ")
+                ),
+            }));
+        }
+        let mem_mib = u32::try_from(image.meta.mem_size >> 20).unwrap_or(u32::MAX);
+        if cfg.strategy == Strategy::Cold {
+            return Vm::create(VmConfig {
+                mem_mib,
+                elf: image.elf,
+                args: image.meta.args,
+                listener: cfg.listener,
+                endpoints,
+                max_conns: cfg.max_conns,
+                snapshot: None,
+                app: image.meta.app,
+            });
+        }
+        let mem_size = check_mem(mem_mib)?;
+        let rings = HostRings::new(image.meta.ring_entries).ok_or_else(|| {
+            snap(SnapshotError::Corrupt {
+                file: state_file.clone(),
+                section: "meta".into(),
+                problem: format!(
+                    "ring size {} is not a power of two up to {}",
+                    image.meta.ring_entries,
+                    ring::MAX_ENTRIES
+                ),
+            })
+        })?;
+        let t0 = Instant::now();
+        let (kvm, vm, mem) = new_vm(mem_size)?;
+        let t1 = Instant::now();
+        let bytes_loaded = image.load_all(&mem).map_err(snap)?;
+        let t2 = Instant::now();
+        let fpu: kvm_fpu = (&image.vcpu.fpu).into();
+        let (vcpu, tsc_khz) = new_vcpu(&kvm, &vm, Some(image.vcpu.sregs), &image.vcpu.regs, &fpu)?;
+        let notifier = Arc::new(Notifier::new().map_err(|source| VmmError::Io { what: "eventfd".into(), source })?);
+        let t3 = Instant::now();
+        Ok(Vm {
+            sync_regs: kvm.check_extension(Cap::SyncRegs),
+            _kvm: kvm,
+            _vm: vm,
+            vcpu,
+            mem,
+            shared: Arc::new(VmShared::new()),
+            rings,
+            notifier,
+            tsc_khz,
+            net: NetConfig {
+                listener: cfg.listener,
+                endpoints: endpoints.into_iter().map(|(_, a)| a).collect(),
+                max_conns: cfg.max_conns,
+            },
+            snapshot: None,
+            restored_net: Some(image.net),
+            mono_from: image.meta.mono_ns,
+            timings: CreateTimings {
+                vm_create_us: us(t1 - t0),
+                load_us: us(t2 - t1),
+                vcpu_us: us(t3 - t2),
+                bytes_loaded,
+            },
+        })
+    }
+
+    /// The guest's memory (for status reports and snapshots).
     pub fn memory(&self) -> Arc<GuestMemory> {
         Arc::clone(&self.mem)
     }
@@ -205,11 +392,24 @@ impl Vm {
     /// Runs the VM until it ends, and says how.
     pub fn run(self) -> VmExit {
         kick::install_handler();
-        let Vm { vcpu, mem, shared, rings, notifier, net: netcfg, sync_regs, tsc_khz, .. } = self;
+        let Vm {
+            vcpu,
+            mem,
+            shared,
+            rings,
+            notifier,
+            net: netcfg,
+            sync_regs,
+            tsc_khz,
+            snapshot,
+            restored_net,
+            mono_from,
+            ..
+        } = self;
         shared.set_waker(Arc::clone(&notifier));
         let (kicker_tx, kicker_rx) = std::sync::mpsc::channel::<ThreadKicker>();
         let done = Arc::new(AtomicBool::new(false));
-        let clock = Arc::new(ClockPage::new(tsc_khz));
+        let clock = Arc::new(ClockPage::new(tsc_khz).continuing_from(mono_from));
         clock.update(&mem);
         let vcpu_thread = {
             let mem = Arc::clone(&mem);
@@ -219,8 +419,8 @@ impl Vm {
             std::thread::Builder::new().name("vcpu0".into()).spawn(move || {
                 shared.set_kicker(ThreadKicker::current());
                 let _ = kicker_tx.send(ThreadKicker::current());
-                match IoDriver::new(Arc::clone(&mem), Arc::clone(&shared), rings, netcfg, notifier) {
-                    Ok(io) => run_vcpu(vcpu, VcpuCtx { mem, shared, rings, io, clock, sync_regs }),
+                match IoDriver::new(Arc::clone(&mem), Arc::clone(&shared), rings, netcfg, notifier, restored_net) {
+                    Ok(io) => run_vcpu(vcpu, VcpuCtx { mem, shared, rings, io, clock, sync_regs, snapshot }),
                     Err(why) => shared.finish(why),
                 }
                 done.store(true, Ordering::SeqCst);

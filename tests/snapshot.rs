@@ -1,0 +1,202 @@
+//! Images: `twinkle image build` then `twinkle vm restore`, with real VMs.
+//! A restored VM must compute exactly what an uninterrupted one computes, and
+//! a damaged, truncated, foreign or mismatched image must be refused with a
+//! message naming the file, the section and the problem.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn require_kvm() {
+    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+        panic!("these tests start real KVM virtual machines and need /dev/kvm, which cannot be opened here: {e}");
+    }
+}
+
+fn twinkle(args: &[&str]) -> (i32, String, String) {
+    require_kvm();
+    let out = Command::new(env!("CARGO_BIN_EXE_twinkle")).args(args).output().expect("run twinkle");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("twinkle-snap-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("tmp dir");
+    d
+}
+
+fn build(app: &str, args: &[&str], out: &Path) {
+    let mut cmd = vec!["image", "build", "--app", app, "--mem-mib", "64", "--out"];
+    let out_s = out.display().to_string();
+    cmd.push(&out_s);
+    for a in args {
+        cmd.push("--arg");
+        cmd.push(a);
+    }
+    let (code, _, err) = twinkle(&cmd);
+    assert_eq!(code, 0, "image build failed: {err}");
+    assert!(err.contains("image written to"), "{err}");
+}
+
+fn checksum(stderr: &str) -> String {
+    let at = stderr.find("checksum=").unwrap_or_else(|| panic!("no checksum in {stderr}"));
+    stderr[at + 9..at + 25].to_string()
+}
+
+#[test]
+fn restored_memtouch_computes_what_an_uninterrupted_run_computes() {
+    let dir = tmpdir("memtouch");
+    let img = dir.join("img");
+    let args = ["mib=24", "pattern=random", "passes=2"];
+    let (code, _, err) = twinkle(&[
+        "vm",
+        "run",
+        "--app",
+        "memtouch",
+        "--mem-mib",
+        "64",
+        "--arg",
+        args[0],
+        "--arg",
+        args[1],
+        "--arg",
+        args[2],
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let reference = checksum(&err);
+    build("memtouch", &args, &img);
+    let img_s = img.display().to_string();
+    for strategy in ["resume", "cold"] {
+        let (code, _, err) = twinkle(&["vm", "restore", "--image", &img_s, "--strategy", strategy]);
+        assert_eq!(code, 0, "{strategy}: {err}");
+        assert_eq!(checksum(&err), reference, "{strategy} computed something else: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_restored_hello_serves_at_once_and_keeps_its_clock() {
+    let dir = tmpdir("hello");
+    let img = dir.join("img");
+    build("hello", &[], &img);
+    // Free pages are holes: the memory file stores far less than 64 MiB.
+    let stored = std::fs::metadata(img.join("memory.bin")).map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.blocks() * 512
+    });
+    assert!(stored.expect("memory.bin") < 32 << 20, "free pages were stored");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_twinkle"))
+        .args(["vm", "restore", "--image", &img.display().to_string(), "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("restore");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+    let addr = line.trim().strip_prefix("listening ").expect("listening").to_string();
+    let mut body = String::new();
+    for _ in 0..200 {
+        if let Ok(mut s) = TcpStream::connect(&addr) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+            s.write_all(b"GET /time HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").expect("write");
+            s.read_to_string(&mut body).expect("read");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    let mono: u64 = body
+        .rsplit("\r\n\r\n")
+        .next()
+        .and_then(|b| b.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("mono");
+    assert!(mono > 0, "the monotonic clock continues from the snapshot");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn expect_refused(img: &Path, extra: &[&str], want: &[&str]) {
+    let img_s = img.display().to_string();
+    let mut args = vec!["vm", "restore", "--image", &img_s];
+    args.extend_from_slice(extra);
+    let (code, _, err) = twinkle(&args);
+    assert_eq!(code, 1, "a bad image was not refused: {err}");
+    for w in want {
+        assert!(err.contains(w), "expected {w:?} in: {err}");
+    }
+}
+
+#[test]
+fn bad_images_are_refused_with_file_section_and_problem() {
+    let dir = tmpdir("bad");
+    let good = dir.join("good");
+    build("hello", &[], &good);
+    let copy = |name: &str| -> PathBuf {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).expect("dir");
+        for f in ["state.twnk", "memory.bin"] {
+            std::fs::copy(good.join(f), d.join(f)).expect("copy");
+        }
+        d
+    };
+    let edit = |d: &Path, file: &str, f: &dyn Fn(&mut Vec<u8>)| {
+        let p = d.join(file);
+        let mut b = std::fs::read(&p).expect("read");
+        f(&mut b);
+        std::fs::write(&p, b).expect("write");
+    };
+
+    let d = copy("magic");
+    edit(&d, "state.twnk", &|b| b[0] = b'X');
+    expect_refused(&d, &[], &["state.twnk", "section header", "not a twinkle snapshot"]);
+
+    let d = copy("version");
+    edit(&d, "state.twnk", &|b| b[8] = 7);
+    expect_refused(&d, &[], &["snapshot format version 7", "rebuild the image"]);
+
+    let d = copy("flipped");
+    edit(&d, "state.twnk", &|b| {
+        let n = b.len();
+        b[n - 100] ^= 0x40;
+    });
+    expect_refused(&d, &[], &["state.twnk: section elf: checksum mismatch"]);
+
+    let d = copy("truncated-state");
+    edit(&d, "state.twnk", &|b| b.truncate(b.len() / 2));
+    expect_refused(&d, &[], &["state.twnk: section", "run past the end of the file"]);
+
+    let d = copy("truncated-memory");
+    let f = std::fs::OpenOptions::new().write(true).open(d.join("memory.bin")).expect("open");
+    f.set_len(1 << 20).expect("truncate");
+    expect_refused(&d, &[], &["memory.bin: section memory", "truncated or from another image"]);
+
+    let d = copy("memory-bits");
+    // A byte in the middle of the stored image (the ELF lives at 2 MiB).
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(d.join("memory.bin")).expect("open");
+    use std::os::unix::fs::FileExt;
+    let mut byte = [0u8; 1];
+    f.read_exact_at(&mut byte, 0x200010).expect("read");
+    byte[0] ^= 0xff;
+    f.write_all_at(&byte, 0x200010).expect("write");
+    expect_refused(&d, &[], &["memory.bin: section memory: chunk 1", "fails its checksum"]);
+
+    let d = copy("missing");
+    std::fs::remove_file(d.join("state.twnk")).expect("rm");
+    expect_refused(&d, &[], &["state.twnk", "No such file"]);
+
+    expect_refused(&good, &["--expect-app", "rubis"], &["the image is of app \"hello\", not \"rubis\""]);
+    expect_refused(&good, &["--connect", "redis=127.0.0.1:6379"], &["endpoint \"redis\" is not one the guest knows"]);
+    let (code, _, err) = twinkle(&["vm", "restore", "--image", &good.display().to_string(), "--strategy", "warp"]);
+    assert_eq!(code, 2, "usage error");
+    assert!(err.contains("unknown strategy \"warp\"; strategies: cold, resume, lazy, mmap, twinkle"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
