@@ -73,10 +73,22 @@ fn restored_memtouch_computes_what_an_uninterrupted_run_computes() {
     let reference = checksum(&err);
     build("memtouch", &args, &img);
     let img_s = img.display().to_string();
-    for strategy in ["resume", "cold"] {
-        let (code, _, err) = twinkle(&["vm", "restore", "--image", &img_s, "--strategy", strategy]);
+    for strategy in ["resume", "cold", "lazy"] {
+        let (code, out, err) = twinkle(&["vm", "restore", "--image", &img_s, "--strategy", strategy]);
         assert_eq!(code, 0, "{strategy}: {err}");
         assert_eq!(checksum(&err), reference, "{strategy} computed something else: {err}");
+        if strategy == "lazy" {
+            // Every page the run touched came through the page server.
+            let paged =
+                out.lines().find_map(|l| l.strip_prefix("paged ")).unwrap_or_else(|| panic!("no paged line: {out}"));
+            let faults: u64 = paged
+                .split("\"demand_faults\":")
+                .nth(1)
+                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse().ok())
+                .expect("demand_faults");
+            assert!(faults > 24 * 256 / 2, "only {faults} demand faults for 24 MiB touched");
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -92,35 +104,46 @@ fn a_restored_hello_serves_at_once_and_keeps_its_clock() {
         m.blocks() * 512
     });
     assert!(stored.expect("memory.bin") < 32 << 20, "free pages were stored");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_twinkle"))
-        .args(["vm", "restore", "--image", &img.display().to_string(), "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("restore");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
-    let addr = line.trim().strip_prefix("listening ").expect("listening").to_string();
-    let mut body = String::new();
-    for _ in 0..200 {
-        if let Ok(mut s) = TcpStream::connect(&addr) {
-            s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-            s.write_all(b"GET /time HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").expect("write");
-            s.read_to_string(&mut body).expect("read");
-            break;
+    for strategy in ["resume", "lazy"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_twinkle"))
+            .args([
+                "vm",
+                "restore",
+                "--image",
+                &img.display().to_string(),
+                "--listen",
+                "127.0.0.1:0",
+                "--strategy",
+                strategy,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("restore");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+        let addr = line.trim().strip_prefix("listening ").expect("listening").to_string();
+        let mut body = String::new();
+        for _ in 0..200 {
+            if let Ok(mut s) = TcpStream::connect(&addr) {
+                s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+                s.write_all(b"GET /time HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").expect("write");
+                s.read_to_string(&mut body).expect("read");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        std::thread::sleep(Duration::from_millis(10));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(body.starts_with("HTTP/1.1 200"), "{strategy}: {body}");
+        let mono: u64 = body
+            .rsplit("\r\n\r\n")
+            .next()
+            .and_then(|b| b.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("mono");
+        assert!(mono > 0, "the monotonic clock continues from the snapshot");
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-    let mono: u64 = body
-        .rsplit("\r\n\r\n")
-        .next()
-        .and_then(|b| b.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("mono");
-    assert!(mono > 0, "the monotonic clock continues from the snapshot");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -168,7 +191,7 @@ fn bad_images_are_refused_with_file_section_and_problem() {
         let n = b.len();
         b[n - 100] ^= 0x40;
     });
-    expect_refused(&d, &[], &["state.twnk: section elf: checksum mismatch"]);
+    expect_refused(&d, &[], &["state.twnk: section page-crc: checksum mismatch"]);
 
     let d = copy("truncated-state");
     edit(&d, "state.twnk", &|b| b.truncate(b.len() / 2));
@@ -188,6 +211,11 @@ fn bad_images_are_refused_with_file_section_and_problem() {
     byte[0] ^= 0xff;
     f.write_all_at(&byte, 0x200010).expect("write");
     expect_refused(&d, &[], &["memory.bin: section memory: chunk 1", "fails its checksum"]);
+
+    // Page-at-a-time restores check each page as it arrives, and end the VM.
+    let (code, _, err) = twinkle(&["vm", "restore", "--image", &d.display().to_string(), "--strategy", "lazy"]);
+    assert_eq!(code, 70, "{err}");
+    assert!(err.contains("memory.bin: section memory: page 512 (offset 0x200000) fails its checksum"), "{err}");
 
     let d = copy("missing");
     std::fs::remove_file(d.join("state.twnk")).expect("rm");

@@ -29,6 +29,8 @@ const MAX_LINE: usize = 64 * 1024;
 pub struct VmInfo {
     /// Guest memory, to count free pages in the guest's bitmap.
     pub mem: Option<Arc<crate::memory::GuestMemory>>,
+    /// The page server of a lazily restored VM.
+    pub pager: Option<Arc<crate::pager::PagerStats>>,
     /// The guest program.
     pub app: String,
     /// Guest memory in MiB.
@@ -164,6 +166,7 @@ fn status(shared: &VmShared, info: &VmInfo) -> Value {
             let pages = m.size() / guest_abi::PAGE_SIZE;
             json!({"pages": pages, "free_pages": crate::memory::count_free_pages(m)})
         }),
+        "paging": info.pager.as_ref().map(|p| p.report()),
         "stats": {
             "exits": s.exits.load(Ordering::Relaxed),
             "hypercalls": s.hypercalls.load(Ordering::Relaxed),

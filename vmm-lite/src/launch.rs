@@ -15,6 +15,8 @@ pub enum LaunchEvent {
     Listening(SocketAddr),
     /// The VM is created and about to run.
     Created(CreateTimings),
+    /// A restored VM ended: what its page server did.
+    Paged(crate::pager::PagerReport),
 }
 
 /// Options of one VM run.
@@ -86,16 +88,23 @@ fn run_created(
         vcpu_us = vm.timings.vcpu_us,
         "VM created"
     );
+    let pager = vm.pager_stats();
     let _control = match control {
-        Some(path) => {
-            Some(ControlSocket::start(path, vm.shared(), VmInfo { mem: Some(vm.memory()), ..info }).map_err(
-                |source| VmmError::Io { what: format!("cannot serve the control socket {}", path.display()), source },
-            )?)
-        }
+        Some(path) => Some(
+            ControlSocket::start(path, vm.shared(), VmInfo { mem: Some(vm.memory()), pager: pager.clone(), ..info })
+                .map_err(|source| VmmError::Io {
+                    what: format!("cannot serve the control socket {}", path.display()),
+                    source,
+                })?,
+        ),
         None => None,
     };
     on_event(LaunchEvent::Created(vm.timings));
-    Ok(vm.run())
+    let exit = vm.run();
+    if let Some(p) = pager {
+        on_event(LaunchEvent::Paged(p.report()));
+    }
+    Ok(exit)
 }
 
 /// Creates and runs the VM, reporting milestones to `on_event`.
@@ -113,7 +122,7 @@ pub fn run(opts: RunOptions, mut on_event: impl FnMut(LaunchEvent)) -> Result<Vm
         snapshot: opts.snapshot.clone(),
         app: opts.name.clone(),
     })?;
-    let info = VmInfo { mem: None, app: opts.name.clone(), mem_mib: opts.mem_mib, listen };
+    let info = VmInfo { mem: None, pager: None, app: opts.name.clone(), mem_mib: opts.mem_mib, listen };
     run_created(vm, &opts.control, info, &mut on_event)
 }
 
@@ -150,6 +159,6 @@ pub fn restore(opts: RestoreOptions, mut on_event: impl FnMut(LaunchEvent)) -> R
         expect_app: opts.expect_app.clone(),
     })?;
     let mem_mib = (vm.memory().size() >> 20) as u32;
-    let info = VmInfo { mem: None, app: opts.image.display().to_string(), mem_mib, listen };
+    let info = VmInfo { mem: None, pager: None, app: opts.image.display().to_string(), mem_mib, listen };
     run_created(vm, &opts.control, info, &mut on_event)
 }

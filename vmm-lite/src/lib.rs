@@ -20,6 +20,7 @@ mod kick;
 pub mod launch;
 pub mod memory;
 pub mod net;
+pub mod pager;
 pub mod rings;
 pub mod snapshot;
 mod vcpu;

@@ -59,6 +59,8 @@ pub enum Strategy {
     Cold,
     /// Read the whole memory image, then run.
     Resume,
+    /// Start with empty memory; each page is fetched on its first touch.
+    Lazy,
 }
 
 impl Strategy {
@@ -67,8 +69,9 @@ impl Strategy {
         match s {
             "cold" => Ok(Strategy::Cold),
             "resume" => Ok(Strategy::Resume),
-            "lazy" | "mmap" | "twinkle" => Err(format!(
-                "strategy {s:?} is not implemented yet (the fast-start work is in progress); use cold or resume"
+            "lazy" => Ok(Strategy::Lazy),
+            "mmap" | "twinkle" => Err(format!(
+                "strategy {s:?} is not implemented yet (the fast-start work is in progress); use cold, resume or lazy"
             )),
             other => Err(format!("unknown strategy {other:?}; strategies: cold, resume, lazy, mmap, twinkle")),
         }
@@ -120,6 +123,7 @@ pub struct Vm {
     snapshot: Option<SnapshotPlan>,
     restored_net: Option<NetState>,
     mono_from: u64,
+    pager: Option<Arc<crate::pager::PagerStats>>,
     /// Timings of creation.
     pub timings: CreateTimings,
 }
@@ -273,6 +277,7 @@ impl Vm {
             snapshot,
             restored_net: None,
             mono_from: 0,
+            pager: None,
             timings: CreateTimings {
                 vm_create_us: us(t1 - t0),
                 load_us: us(t2 - t1),
@@ -346,7 +351,16 @@ impl Vm {
         let t0 = Instant::now();
         let (kvm, vm, mem) = new_vm(mem_size)?;
         let t1 = Instant::now();
-        let bytes_loaded = image.load_all(&mem).map_err(snap)?;
+        let mut pager = None;
+        let bytes_loaded = match cfg.strategy {
+            Strategy::Lazy => {
+                let stats = Arc::new(crate::pager::PagerStats::default());
+                crate::pager::start(&mem, &image, Arc::clone(&stats))?;
+                pager = Some(stats);
+                0
+            }
+            _ => image.load_all(&mem).map_err(snap)?,
+        };
         let t2 = Instant::now();
         let fpu: kvm_fpu = (&image.vcpu.fpu).into();
         let (vcpu, tsc_khz) = new_vcpu(&kvm, &vm, Some(image.vcpu.sregs), &image.vcpu.regs, &fpu)?;
@@ -370,6 +384,7 @@ impl Vm {
             snapshot: None,
             restored_net: Some(image.net),
             mono_from: image.meta.mono_ns,
+            pager,
             timings: CreateTimings {
                 vm_create_us: us(t1 - t0),
                 load_us: us(t2 - t1),
@@ -382,6 +397,11 @@ impl Vm {
     /// The guest's memory (for status reports and snapshots).
     pub fn memory(&self) -> Arc<GuestMemory> {
         Arc::clone(&self.mem)
+    }
+
+    /// Page-server counters of a restored VM.
+    pub fn pager_stats(&self) -> Option<Arc<crate::pager::PagerStats>> {
+        self.pager.clone()
     }
 
     /// The VM's shared state: stop it, read its counters.

@@ -34,12 +34,21 @@ pub enum SectionId {
     MemoryCrc = 5,
     /// Raw: the guest ELF (for the `cold` strategy).
     Elf = 6,
+    /// Raw: CRC-32 of each 4 KiB page of memory.bin (for page-at-a-time strategies).
+    PageCrc = 7,
 }
 
 impl SectionId {
     /// Every section, in file order.
-    pub const ALL: [SectionId; 6] =
-        [SectionId::Meta, SectionId::Vcpu, SectionId::Net, SectionId::FreeBitmap, SectionId::MemoryCrc, SectionId::Elf];
+    pub const ALL: [SectionId; 7] = [
+        SectionId::Meta,
+        SectionId::Vcpu,
+        SectionId::Net,
+        SectionId::FreeBitmap,
+        SectionId::MemoryCrc,
+        SectionId::Elf,
+        SectionId::PageCrc,
+    ];
 
     /// The name used in messages and docs.
     pub fn name(self) -> &'static str {
@@ -50,6 +59,7 @@ impl SectionId {
             SectionId::FreeBitmap => "free-bitmap",
             SectionId::MemoryCrc => "memory-crc",
             SectionId::Elf => "elf",
+            SectionId::PageCrc => "page-crc",
         }
     }
 
@@ -308,8 +318,8 @@ mod tests {
         let mut b = good.clone();
         let last = b.len() - 1;
         b[last] ^= 1;
-        check(&b, "section elf: checksum mismatch");
-        check(&good[..good.len() - 3], "section elf:");
+        check(&b, "section page-crc: checksum mismatch");
+        check(&good[..good.len() - 3], "section page-crc:");
         check(&good[..30], "truncated inside the section table");
         let mut b = good.clone();
         b[HEADER as usize] = 99;

@@ -194,6 +194,7 @@ pub fn save(dir: &Path, cap: Capture<'_>) -> Result<u64, SnapshotError> {
     let page = guest_abi::PAGE_SIZE;
     let mut buf = vec![0u8; CHUNK as usize];
     let mut crcs = Vec::new();
+    let mut page_crcs = Vec::with_capacity((mem.size() / page * 4) as usize);
     let mut stored = 0u64;
     for chunk in 0..mem.size() / CHUNK {
         let base = chunk * CHUNK;
@@ -218,6 +219,9 @@ pub fn save(dir: &Path, cap: Capture<'_>) -> Result<u64, SnapshotError> {
             }
         }
         crcs.extend_from_slice(&crc32fast::hash(&buf).to_le_bytes());
+        for p in buf.chunks_exact(page as usize) {
+            page_crcs.extend_from_slice(&crc32fast::hash(p).to_le_bytes());
+        }
     }
     f.sync_all().map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, &mem_path).map_err(io_err(&mem_path))?;
@@ -230,6 +234,7 @@ pub fn save(dir: &Path, cap: Capture<'_>) -> Result<u64, SnapshotError> {
             (SectionId::FreeBitmap, bitmap),
             (SectionId::MemoryCrc, crcs),
             (SectionId::Elf, cap.elf.to_vec()),
+            (SectionId::PageCrc, page_crcs),
         ],
     )?;
     Ok(stored)
@@ -254,6 +259,8 @@ pub struct Image {
     pub bitmap: Vec<u8>,
     /// CRC-32 per memory chunk.
     pub crcs: Vec<u32>,
+    /// CRC-32 per page.
+    pub page_crcs: Vec<u32>,
     /// The guest ELF.
     pub elf: Vec<u8>,
 }
@@ -294,6 +301,11 @@ impl Image {
             ));
         }
         let crcs = raw.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let raw = state.section(SectionId::PageCrc);
+        if raw.len() as u64 != pages * 4 {
+            return Err(corrupt(SectionId::PageCrc, format!("{} bytes, expected {}", raw.len(), pages * 4)));
+        }
+        let page_crcs = raw.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         let mem_path = dir.join(MEMORY_FILE);
         let len = std::fs::metadata(&mem_path).map_err(io_err(&mem_path))?.len();
         if len != meta.mem_size {
@@ -303,7 +315,16 @@ impl Image {
                 problem: format!("{len} bytes, the image says {}: truncated or from another image", meta.mem_size),
             });
         }
-        Ok(Image { dir: dir.to_path_buf(), meta, vcpu, net, bitmap, crcs, elf: state.section(SectionId::Elf).to_vec() })
+        Ok(Image {
+            dir: dir.to_path_buf(),
+            meta,
+            vcpu,
+            net,
+            bitmap,
+            crcs,
+            page_crcs,
+            elf: state.section(SectionId::Elf).to_vec(),
+        })
     }
 
     /// Reads all of memory.bin into `mem`, checking every chunk (the `resume`
