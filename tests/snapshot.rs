@@ -73,7 +73,7 @@ fn restored_memtouch_computes_what_an_uninterrupted_run_computes() {
     let reference = checksum(&err);
     build("memtouch", &args, &img);
     let img_s = img.display().to_string();
-    for strategy in ["resume", "cold", "lazy"] {
+    for strategy in ["resume", "cold", "lazy", "mmap"] {
         let (code, out, err) = twinkle(&["vm", "restore", "--image", &img_s, "--strategy", strategy]);
         assert_eq!(code, 0, "{strategy}: {err}");
         assert_eq!(checksum(&err), reference, "{strategy} computed something else: {err}");
@@ -104,7 +104,7 @@ fn a_restored_hello_serves_at_once_and_keeps_its_clock() {
         m.blocks() * 512
     });
     assert!(stored.expect("memory.bin") < 32 << 20, "free pages were stored");
-    for strategy in ["resume", "lazy"] {
+    for strategy in ["resume", "lazy", "mmap"] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_twinkle"))
             .args([
                 "vm",

@@ -108,6 +108,35 @@ impl GuestMemory {
         Ok(GuestMemory { ptr, size })
     }
 
+    /// Maps `size` bytes of `file` privately as guest memory: pages are read
+    /// from the file (page cache) on first touch and copied on first write;
+    /// the file itself is never modified (the `mmap` restore strategy).
+    pub fn map_file(file: &std::fs::File, size: u64) -> Result<GuestMemory, MemoryError> {
+        use std::os::fd::AsRawFd;
+        if size == 0 || size % guest_abi::HUGE_PAGE_SIZE != 0 {
+            return Err(MemoryError::BadSize(size));
+        }
+        let len = usize::try_from(size).map_err(|_| MemoryError::BadSize(size))?;
+        // SAFETY: a new private mapping of an open file at an address the
+        // kernel chooses; writes go to private copies, never to the file.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(MemoryError::Map { size, source: std::io::Error::last_os_error() });
+        }
+        let ptr = NonNull::new(p.cast::<u8>())
+            .ok_or_else(|| MemoryError::Map { size, source: std::io::Error::other("mmap returned null") })?;
+        Ok(GuestMemory { ptr, size })
+    }
+
     /// Bytes of guest memory.
     pub fn size(&self) -> u64 {
         self.size

@@ -61,6 +61,8 @@ pub enum Strategy {
     Resume,
     /// Start with empty memory; each page is fetched on its first touch.
     Lazy,
+    /// Guest memory is a private mapping of memory.bin (Firecracker's default).
+    Mmap,
 }
 
 impl Strategy {
@@ -70,8 +72,9 @@ impl Strategy {
             "cold" => Ok(Strategy::Cold),
             "resume" => Ok(Strategy::Resume),
             "lazy" => Ok(Strategy::Lazy),
-            "mmap" | "twinkle" => Err(format!(
-                "strategy {s:?} is not implemented yet (the fast-start work is in progress); use cold, resume or lazy"
+            "mmap" => Ok(Strategy::Mmap),
+            "twinkle" => Err(format!(
+                "strategy {s:?} is not implemented yet (the fast-start work is in progress); use cold, resume, lazy or mmap"
             )),
             other => Err(format!("unknown strategy {other:?}; strategies: cold, resume, lazy, mmap, twinkle")),
         }
@@ -146,12 +149,16 @@ fn check_mem(mem_mib: u32) -> Result<u64, VmmError> {
     Ok(mem_size)
 }
 
-/// A KVM VM with one memory slot of `mem_size` bytes.
-fn new_vm(mem_size: u64) -> Result<(Kvm, VmFd, Arc<GuestMemory>), VmmError> {
+/// A KVM VM with one memory slot of `mem_size` bytes, anonymous or a
+/// private mapping of `file`.
+fn new_vm(mem_size: u64, file: Option<&std::fs::File>) -> Result<(Kvm, VmFd, Arc<GuestMemory>), VmmError> {
     let kvm = Kvm::new().map_err(VmmError::NoKvm)?;
     let vm = kvm.create_vm().map_err(kvm_err("create VM"))?;
     let _ = vm.set_tss_address(0xfffb_d000);
-    let mem = Arc::new(GuestMemory::new(mem_size)?);
+    let mem = Arc::new(match file {
+        Some(f) => GuestMemory::map_file(f, mem_size)?,
+        None => GuestMemory::new(mem_size)?,
+    });
     let region = kvm_userspace_memory_region {
         slot: 0,
         guest_phys_addr: 0,
@@ -202,7 +209,7 @@ impl Vm {
     pub fn create(cfg: VmConfig) -> Result<Vm, VmmError> {
         let mem_size = check_mem(cfg.mem_mib)?;
         let t0 = Instant::now();
-        let (kvm, vm, mem) = new_vm(mem_size)?;
+        let (kvm, vm, mem) = new_vm(mem_size, None)?;
         let t1 = Instant::now();
 
         let heap_end = arch::stack_guard(mem_size);
@@ -349,7 +356,17 @@ impl Vm {
             })
         })?;
         let t0 = Instant::now();
-        let (kvm, vm, mem) = new_vm(mem_size)?;
+        let mem_file = match cfg.strategy {
+            Strategy::Mmap => {
+                let path = cfg.image.join(crate::snapshot::MEMORY_FILE);
+                Some(
+                    std::fs::File::open(&path)
+                        .map_err(|source| VmmError::Io { what: format!("cannot open {}", path.display()), source })?,
+                )
+            }
+            _ => None,
+        };
+        let (kvm, vm, mem) = new_vm(mem_size, mem_file.as_ref())?;
         let t1 = Instant::now();
         let mut pager = None;
         let bytes_loaded = match cfg.strategy {
@@ -359,6 +376,8 @@ impl Vm {
                 pager = Some(stats);
                 0
             }
+            // The kernel reads pages from the file as the guest touches them.
+            Strategy::Mmap => 0,
             _ => image.load_all(&mem).map_err(snap)?,
         };
         let t2 = Instant::now();
