@@ -55,6 +55,31 @@ enum ImageCmd {
         after_help = "Examples:\n  twinkle image build --app hello --out images/hello\n  twinkle image build --app memtouch --arg mib=64 --mem-mib 256 --out images/memtouch\n  twinkle image build --elf ./my-app --connect redis=127.0.0.1:6379 --out images/my-app"
     )]
     Build(ImageBuildArgs),
+    /// Find an image's working set: restore it with every page absent, drive a warm-up, record pages in first-touch order.
+    #[command(after_help = "The window ends when fewer than --quiet-pages new pages arrive per 100 ms, --quiet-samples times in a row, at --max-window, or when the app exits.\n\nExamples:\n  twinkle image track --image images/hello --warmup / --warmup /health\n  twinkle image track --image images/memtouch")]
+    Track(ImageTrackArgs),
+}
+
+#[derive(Args, Debug)]
+struct ImageTrackArgs {
+    /// The image directory (the working set is written into it).
+    #[arg(long, value_name = "DIR")]
+    image: PathBuf,
+    /// A path to request again and again during tracking (repeatable; none: the app runs on its own).
+    #[arg(long, value_name = "PATH")]
+    warmup: Vec<String>,
+    /// Where the image's endpoints are now.
+    #[arg(long, value_name = "NAME=HOST:PORT")]
+    connect: Vec<String>,
+    /// Longest tracking window.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration_arg)]
+    max_window: Duration,
+    /// New pages per 100 ms below which the working set is considered complete.
+    #[arg(long, default_value_t = 8)]
+    quiet_pages: u64,
+    /// Consecutive quiet 100 ms samples that end the window.
+    #[arg(long, default_value_t = 5)]
+    quiet_samples: u32,
 }
 
 #[derive(Args, Debug)]
@@ -141,7 +166,7 @@ struct VmRestoreArgs {
     /// The image directory.
     #[arg(long, value_name = "DIR")]
     image: PathBuf,
-    /// How the VM gets its memory: cold, resume (lazy, mmap, twinkle: in progress).
+    /// How the VM gets its memory: cold, resume, lazy, mmap, twinkle.
     #[arg(long, default_value = "resume", value_parser = parse_strategy)]
     strategy: vmm_lite::vm::Strategy,
     /// Accept TCP connections here (port 0: any free port).
@@ -159,6 +184,24 @@ struct VmRestoreArgs {
     /// Refuse the image unless it is of this app.
     #[arg(long, value_name = "NAME")]
     expect_app: Option<String>,
+    /// twinkle strategy: do not preload the working set.
+    #[arg(long)]
+    no_working_set: bool,
+    /// twinkle strategy: no demand prediction.
+    #[arg(long)]
+    no_prediction: bool,
+    /// lazy/twinkle: fetch pages that were free at the snapshot instead of zeroing them.
+    #[arg(long)]
+    no_free_pages: bool,
+    /// twinkle strategy: no background fetch.
+    #[arg(long)]
+    no_background: bool,
+    /// Demand prediction: segment size in pages.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    segment_pages: u32,
+    /// Demand prediction: faults in a segment after which the rest is fetched.
+    #[arg(long, value_name = "P", default_value_t = 2)]
+    predict_after: u32,
 }
 
 fn parse_strategy(s: &str) -> Result<vmm_lite::vm::Strategy, String> {
@@ -281,6 +324,27 @@ fn run(cmd: Command) -> Result<ExitCode> {
         Command::Vm(VmCmd::Run(a)) => vm_run(a),
         Command::Vm(VmCmd::Restore(a)) => vm_restore(a),
         Command::Image(ImageCmd::Build(a)) => image_build(a),
+        Command::Image(ImageCmd::Track(a)) => {
+            let image = a.image.display().to_string();
+            let info = vmm_lite::launch::track(vmm_lite::launch::TrackOptions {
+                image: a.image,
+                warmup: a.warmup,
+                connect: a.connect,
+                max_window: a.max_window,
+                quiet_pages: a.quiet_pages,
+                quiet_samples: a.quiet_samples.max(1),
+            })
+            .with_context(|| format!("cannot track the working set of {image}"))?;
+            println!("{}", serde_json::to_string(&info)?);
+            eprintln!(
+                "working set of {image}: {} pages ({:.1} MiB), window {} ms, ended by {}",
+                info.pages,
+                info.pages as f64 / 256.0,
+                info.window_ms,
+                info.ended_by
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Vm(VmCmd::Control { socket, op }) => {
             let reply = vmm_lite::control_socket::request(&socket, &op)
                 .with_context(|| format!("cannot talk to the VM control socket {}", socket.display()))?;
@@ -396,6 +460,20 @@ fn vm_restore(a: VmRestoreArgs) -> Result<ExitCode> {
         max_conns: a.max_conns,
         control: a.control,
         expect_app: a.expect_app,
+        techniques: {
+            let base = match a.strategy {
+                vmm_lite::vm::Strategy::Twinkle => vmm_lite::pager::Techniques::twinkle(),
+                _ => vmm_lite::pager::Techniques::lazy(),
+            };
+            Some(vmm_lite::pager::Techniques {
+                working_set: base.working_set && !a.no_working_set,
+                prediction: base.prediction && !a.no_prediction,
+                free_pages: base.free_pages && !a.no_free_pages,
+                background: base.background && !a.no_background,
+                segment_pages: a.segment_pages.max(1),
+                predict_after: a.predict_after,
+            })
+        },
     };
     let exit = vmm_lite::launch::restore(opts, print_event).with_context(|| format!("cannot restore {name}"))?;
     Ok(report_exit(&name, exit))

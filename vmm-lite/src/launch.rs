@@ -143,6 +143,8 @@ pub struct RestoreOptions {
     pub control: Option<PathBuf>,
     /// Refuse an image of another app.
     pub expect_app: Option<String>,
+    /// Techniques of page-at-a-time strategies (default: the strategy's).
+    pub techniques: Option<crate::pager::Techniques>,
 }
 
 /// Restores a VM from an image and runs it.
@@ -157,8 +159,113 @@ pub fn restore(opts: RestoreOptions, mut on_event: impl FnMut(LaunchEvent)) -> R
         endpoints,
         max_conns: opts.max_conns,
         expect_app: opts.expect_app.clone(),
+        techniques: opts.techniques,
+        record: false,
     })?;
     let mem_mib = (vm.memory().size() >> 20) as u32;
     let info = VmInfo { mem: None, pager: None, app: opts.image.display().to_string(), mem_mib, listen };
     run_created(vm, &opts.control, info, &mut on_event)
+}
+
+/// Settings of a working-set tracking run (`twinkle image track`).
+#[derive(Debug, Clone)]
+pub struct TrackOptions {
+    /// The image directory; the working set is written into it.
+    pub image: PathBuf,
+    /// Paths requested over and over from the restored app while tracking
+    /// (empty: the app runs on its own, as memtouch does).
+    pub warmup: Vec<String>,
+    /// `NAME=HOST:PORT` endpoints of the image.
+    pub connect: Vec<String>,
+    /// Longest tracking window.
+    pub max_window: std::time::Duration,
+    /// The window ends once fewer than this many new pages arrive per sample...
+    pub quiet_pages: u64,
+    /// ...for this many samples in a row (100 ms each).
+    pub quiet_samples: u32,
+}
+
+/// Tracks the working set: restores the image lazily with every page
+/// non-present, drives the warm-up, records pages in first-touch order until
+/// the new-page rate stays low (or the cap, or the app exits), and writes
+/// `working-set.bin` into the image.
+pub fn track(opts: TrackOptions) -> Result<crate::snapshot::WorkingSetInfo, VmmError> {
+    use std::io::{Read as _, Write as _};
+    use std::time::{Duration, Instant};
+    let endpoints = opts.connect.iter().map(|c| parse_endpoint(c)).collect::<Result<Vec<_>, _>>()?;
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|source| VmmError::Io { what: "tracking listener".into(), source })?;
+    let addr = listener.local_addr().map_err(|source| VmmError::Io { what: "tracking listener".into(), source })?;
+    let vm = Vm::restore(RestoreConfig {
+        image: opts.image.clone(),
+        strategy: Strategy::Lazy,
+        listener: Some(listener),
+        endpoints,
+        max_conns: 1024,
+        expect_app: None,
+        techniques: Some(crate::pager::Techniques::lazy()),
+        record: true,
+    })?;
+    let stats = vm.pager_stats().ok_or_else(|| VmmError::Config("tracking needs the page server".into()))?;
+    let shared = vm.shared();
+    let runner = std::thread::spawn(move || vm.run());
+    let stop_warmup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let warmup = if opts.warmup.is_empty() {
+        None
+    } else {
+        let stop = std::sync::Arc::clone(&stop_warmup);
+        let paths = opts.warmup.clone();
+        Some(std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                for p in &paths {
+                    let req = format!("GET {p} HTTP/1.1\r\nHost: track\r\nConnection: close\r\n\r\n");
+                    if s.write_all(req.as_bytes()).is_err() {
+                        break;
+                    }
+                    while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+                    match std::net::TcpStream::connect(addr) {
+                        Ok(n) => s = n,
+                        Err(_) => break,
+                    }
+                    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                }
+            }
+        }))
+    };
+    let start = Instant::now();
+    let mut last = 0u64;
+    let mut quiet = 0u32;
+    let ended_by = loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if shared.stopping() {
+            break "exit";
+        }
+        let touched = stats.touched().len() as u64;
+        let new = touched - last;
+        last = touched;
+        quiet = if new < opts.quiet_pages { quiet + 1 } else { 0 };
+        if quiet >= opts.quiet_samples && start.elapsed() > Duration::from_millis(200) {
+            break "quiet";
+        }
+        if start.elapsed() >= opts.max_window {
+            break "cap";
+        }
+    };
+    let window_ms = start.elapsed().as_millis() as u64;
+    stop_warmup.store(true, std::sync::atomic::Ordering::Relaxed);
+    shared.finish(VmExit::Stopped);
+    let _ = runner.join();
+    if let Some(w) = warmup {
+        let _ = w.join();
+    }
+    let mut seen = std::collections::HashSet::new();
+    let pages: Vec<u32> = stats.touched().into_iter().filter(|p| seen.insert(*p)).collect();
+    let info = crate::snapshot::WorkingSetInfo { pages: pages.len() as u64, window_ms, ended_by: ended_by.into() };
+    crate::snapshot::write_working_set(&opts.image, &pages, &info)?;
+    Ok(info)
 }

@@ -1,18 +1,26 @@
-//! Lazy restore: guest memory starts empty and every page is brought in on
-//! its first touch, by a userfaultfd handler thread (the `lazy` strategy, the
-//! paper's "demand paging" baseline).
+//! The page server of restored VMs: guest memory starts empty and pages come
+//! in through userfaultfd (the `lazy` and `twinkle` strategies).
 //!
-//! A fault on a page that was free in the guest at the snapshot is answered
-//! with a zero page, without reading anything; any other page is read from
-//! memory.bin, checked against its CRC, and copied in. Faults come from the
-//! vCPU (through KVM) and from the VMM's own accesses to guest memory, which
-//! is why the handler is a thread of its own that never touches guest memory.
+//! The three Twinkle techniques live here, each switchable on its own:
+//! - **working set**: the pages the image's tracking run touched are loaded in
+//!   bulk (contiguous runs, one read and one UFFDIO_COPY per run) before the
+//!   vCPU runs;
+//! - **demand prediction**: memory is cut into segments of N pages; when more
+//!   than P demand faults hit a segment, the rest of it is fetched right after
+//!   the faulting page, while the vCPU already runs again;
+//! - **free-page avoidance**: pages free in the guest at the snapshot are
+//!   answered with zero pages, never read.
+//!
+//! Plus a background fetch of everything else, so the VM ends fully resident.
+//! Every page read from the image is checked against its CRC; a bad page ends
+//! the process (a VM must never run on wrong memory). The handler threads never
+//! touch guest memory through the VMM's accessors, only through UFFDIO ioctls.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -23,49 +31,131 @@ use crate::memory::GuestMemory;
 use crate::snapshot::{page_free, Image, MEMORY_FILE};
 
 const PAGE: usize = 4096;
+/// Largest run fetched with one read and one copy.
+const MAX_RUN: usize = 512;
+
+/// Which techniques a restore uses.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct Techniques {
+    /// Load the image's working set before the vCPU runs.
+    pub working_set: bool,
+    /// Fetch the rest of a segment after more than `predict_after` faults in it.
+    pub prediction: bool,
+    /// Answer pages free at the snapshot with zero pages.
+    pub free_pages: bool,
+    /// Fetch the remaining pages in the background after start.
+    pub background: bool,
+    /// Segment size for prediction, in pages.
+    pub segment_pages: u32,
+    /// Demand faults in a segment above which the rest is fetched.
+    pub predict_after: u32,
+}
+
+impl Techniques {
+    /// Plain demand paging (`lazy`): free-page avoidance only.
+    pub fn lazy() -> Self {
+        Techniques { working_set: false, prediction: false, free_pages: true, background: false, segment_pages: 64, predict_after: 2 }
+    }
+
+    /// Everything on (`twinkle`).
+    pub fn twinkle() -> Self {
+        Techniques { working_set: true, prediction: true, free_pages: true, background: true, ..Techniques::lazy() }
+    }
+}
 
 /// Counters of the page server, reported in restore stats.
 #[derive(Debug, Default)]
 pub struct PagerStats {
-    /// Pages read from the image because the guest touched them.
+    /// Pages read because the guest touched them.
     pub demand: AtomicU64,
-    /// Pages answered with zeros because they were free at the snapshot.
+    /// Pages fetched ahead by demand prediction.
+    pub predicted: AtomicU64,
+    /// Pages answered with zeros (free at the snapshot).
     pub zero: AtomicU64,
+    /// Pages loaded with the working set.
+    pub working_set: AtomicU64,
+    /// Pages fetched in the background.
+    pub background: AtomicU64,
     /// Bytes read from the image.
     pub bytes: AtomicU64,
     /// Time spent serving faults (the vCPU waits meanwhile), ns.
     pub stall_ns: AtomicU64,
+    /// Time to load the working set, ns.
+    pub working_set_ns: AtomicU64,
+    /// Pages in first-touch order, when recording (working-set estimation).
+    pub touched: Mutex<Option<Vec<u32>>>,
 }
 
 /// A snapshot of [`PagerStats`].
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct PagerReport {
-    /// Demand faults served from the image.
+    /// Demand faults served from the image (the paper's remote page faults).
     pub demand_faults: u64,
+    /// Pages fetched by demand prediction.
+    pub predicted_pages: u64,
     /// Faults served with zero pages (free-page avoidance).
     pub zero_faults: u64,
+    /// Pages loaded with the working set before the vCPU ran.
+    pub working_set_pages: u64,
+    /// Pages fetched in the background.
+    pub background_pages: u64,
     /// Bytes read from the image.
     pub bytes_fetched: u64,
-    /// Time the handler spent serving faults, ms.
+    /// Time the handler spent serving demand faults (the vCPU stalled), ms.
     pub stall_ms: f64,
+    /// Time to load the working set, ms.
+    pub working_set_ms: f64,
 }
 
 impl PagerStats {
     /// The counters now.
     pub fn report(&self) -> PagerReport {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         PagerReport {
-            demand_faults: self.demand.load(Ordering::Relaxed),
-            zero_faults: self.zero.load(Ordering::Relaxed),
-            bytes_fetched: self.bytes.load(Ordering::Relaxed),
-            stall_ms: self.stall_ns.load(Ordering::Relaxed) as f64 / 1e6,
+            demand_faults: l(&self.demand),
+            predicted_pages: l(&self.predicted),
+            zero_faults: l(&self.zero),
+            working_set_pages: l(&self.working_set),
+            background_pages: l(&self.background),
+            bytes_fetched: l(&self.bytes),
+            stall_ms: l(&self.stall_ns) as f64 / 1e6,
+            working_set_ms: l(&self.working_set_ns) as f64 / 1e6,
         }
+    }
+
+    /// Starts recording pages in first-touch order.
+    pub fn record(&self) {
+        *self.touched.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+    }
+
+    /// The pages recorded so far.
+    pub fn touched(&self) -> Vec<u32> {
+        self.touched.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_default()
     }
 }
 
-/// Registers `mem` with a userfaultfd and starts the handler thread.
-pub fn start(mem: &GuestMemory, image: &Image, stats: Arc<PagerStats>) -> Result<(), VmmError> {
+/// What the handler threads share.
+struct Shared {
+    uffd: Uffd,
+    file: File,
+    path: PathBuf,
+    base: u64,
+    pages: u64,
+    bitmap: Vec<u8>,
+    page_crcs: Vec<u32>,
+    stats: Arc<PagerStats>,
+    tech: Techniques,
+    /// Pages known to be in guest memory (a hint: UFFDIO_COPY's EEXIST is the truth).
+    present: Vec<AtomicBool>,
+    /// Demand faults per segment.
+    seg_faults: Vec<AtomicU64>,
+}
+
+/// Registers `mem` with a userfaultfd, loads the working set if asked, and
+/// starts the fault handler (and the background fetcher).
+pub fn start(mem: &GuestMemory, image: &Image, stats: Arc<PagerStats>, tech: Techniques) -> Result<(), VmmError> {
     let uffd_err = |e: userfaultfd::Error| VmmError::Io {
-        what: "userfaultfd (lazy restore needs it; as non-root set vm.unprivileged_userfaultfd=1)".into(),
+        what: "userfaultfd (page-at-a-time restores need it; as non-root set vm.unprivileged_userfaultfd=1)".into(),
         source: std::io::Error::other(e.to_string()),
     };
     // Faults from KVM are kernel-mode accesses: user_mode_only must be off.
@@ -75,44 +165,181 @@ pub fn start(mem: &GuestMemory, image: &Image, stats: Arc<PagerStats>) -> Result
     let path = image.dir.join(MEMORY_FILE);
     let file =
         File::open(&path).map_err(|source| VmmError::Io { what: format!("cannot open {}", path.display()), source })?;
-    let server = Server {
+    let pages = mem.size() / PAGE as u64;
+    let segs = pages.div_ceil(u64::from(tech.segment_pages.max(1)));
+    let shared = Arc::new(Shared {
         uffd,
         file,
         path,
         base: mem.host_base(),
-        size: mem.size(),
+        pages,
         bitmap: image.bitmap.clone(),
         page_crcs: image.page_crcs.clone(),
         stats,
-    };
+        tech,
+        present: (0..pages).map(|_| AtomicBool::new(false)).collect(),
+        seg_faults: (0..segs).map(|_| AtomicU64::new(0)).collect(),
+    });
+    if tech.working_set {
+        let t0 = Instant::now();
+        let mut ws: Vec<u64> = image.working_set.iter().map(|p| u64::from(*p)).filter(|p| *p < pages).collect();
+        ws.sort_unstable();
+        ws.dedup();
+        let n = shared.fetch_pages(&ws, Kind::WorkingSet);
+        shared.stats.working_set.fetch_add(n, Ordering::Relaxed);
+        shared.stats.working_set_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+    let handler = Arc::clone(&shared);
     std::thread::Builder::new()
         .name("vm-pager".into())
-        .spawn(move || server.serve())
+        .spawn(move || handler.serve())
         .map_err(|source| VmmError::Io { what: "cannot start the page-fault handler".into(), source })?;
+    if tech.background {
+        let bg = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("vm-prefetch".into())
+            .spawn(move || bg.background())
+            .map_err(|source| VmmError::Io { what: "cannot start the background fetcher".into(), source })?;
+    }
     Ok(())
 }
 
-struct Server {
-    uffd: Uffd,
-    file: File,
-    path: PathBuf,
-    base: u64,
-    size: u64,
-    bitmap: Vec<u8>,
-    page_crcs: Vec<u32>,
-    stats: Arc<PagerStats>,
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Demand,
+    Predicted,
+    WorkingSet,
+    Background,
 }
 
-impl Server {
+impl Shared {
     /// Ends the process: a page the VM needs cannot be had, and a VM must
     /// never run on wrong memory.
     fn fatal(&self, why: String) -> ! {
-        eprintln!("lazy restore: {why}");
+        eprintln!("restore: {why}");
         std::process::exit(70)
     }
 
-    fn serve(self) {
-        let mut buf = vec![0u8; PAGE];
+    fn free(&self, p: u64) -> bool {
+        self.tech.free_pages && page_free(&self.bitmap, p)
+    }
+
+    /// Copies `n` pages from `buf` to guest page `first`; pages already there
+    /// are skipped. Returns the pages copied.
+    fn copy_in(&self, first: u64, buf: &[u8], wake: bool) -> u64 {
+        let n = (buf.len() / PAGE) as u64;
+        let mut done = 0u64;
+        let mut i = 0u64;
+        while i < n {
+            let dst = (self.base + (first + i) * PAGE as u64) as *mut libc::c_void;
+            let src = buf[(i as usize) * PAGE..].as_ptr();
+            let len = ((n - i) as usize) * PAGE;
+            // SAFETY: `dst` is page-aligned inside the registered guest mapping,
+            // which lives as long as the process (one VM per process); `src`
+            // points into `buf`, valid for `len` bytes.
+            match unsafe { self.uffd.copy(src.cast(), dst, len, wake) } {
+                Ok(bytes) => {
+                    let k = (bytes / PAGE) as u64;
+                    for q in first + i..first + i + k {
+                        self.present[q as usize].store(true, Ordering::Relaxed);
+                    }
+                    done += k;
+                    i += k.max(1);
+                }
+                Err(userfaultfd::Error::PartiallyCopied(bytes)) => {
+                    let k = (bytes / PAGE) as u64;
+                    done += k;
+                    i += k;
+                }
+                Err(userfaultfd::Error::CopyFailed(e)) if e as i32 == libc::EEXIST => {
+                    // Some page in the range is already there: go page by page.
+                    if len == PAGE {
+                        self.present[(first + i) as usize].store(true, Ordering::Relaxed);
+                        // Whoever faulted on it may wait for a wake the other
+                        // copier did not give.
+                        let _ = self.uffd.wake(dst, PAGE);
+                        i += 1;
+                    } else {
+                        let sub = &buf[(i as usize) * PAGE..(i as usize + 1) * PAGE];
+                        done += self.copy_in(first + i, sub, wake);
+                        i += 1;
+                    }
+                }
+                Err(e) => self.fatal(format!("copying pages at {:#x} failed: {e}", (first + i) * PAGE as u64)),
+            }
+        }
+        done
+    }
+
+    /// Reads pages `[first, first + n)` from the image, checks them, copies them in.
+    fn fetch_run(&self, first: u64, n: u64, buf: &mut Vec<u8>, kind: Kind) -> u64 {
+        let len = (n as usize) * PAGE;
+        buf.resize(len, 0);
+        let off = first * PAGE as u64;
+        if let Err(e) = self.file.read_exact_at(&mut buf[..len], off) {
+            self.fatal(format!("{}: cannot read {len} bytes at {off:#x}: {e}", self.path.display()));
+        }
+        for (k, page) in buf[..len].chunks_exact(PAGE).enumerate() {
+            let p = first + k as u64;
+            if self.page_crcs.get(p as usize).copied() != Some(crc32fast::hash(page)) {
+                self.fatal(format!(
+                    "{}: section memory: page {p} (offset {:#x}) fails its checksum",
+                    self.path.display(),
+                    p * PAGE as u64
+                ));
+            }
+        }
+        self.stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        let copied = self.copy_in(first, &buf[..len], true);
+        match kind {
+            Kind::Predicted => self.stats.predicted.fetch_add(copied, Ordering::Relaxed),
+            Kind::Background => self.stats.background.fetch_add(copied, Ordering::Relaxed),
+            _ => 0,
+        };
+        copied
+    }
+
+    /// Fetches the given sorted pages in runs, skipping free and present ones.
+    fn fetch_pages(&self, pages: &[u64], kind: Kind) -> u64 {
+        let mut buf = Vec::new();
+        let mut done = 0;
+        let mut i = 0;
+        while i < pages.len() {
+            let p = pages[i];
+            if self.present[p as usize].load(Ordering::Relaxed) || self.free(p) {
+                i += 1;
+                continue;
+            }
+            let mut n = 1;
+            while i + n < pages.len()
+                && n < MAX_RUN
+                && pages[i + n] == p + n as u64
+                && !self.present[(p + n as u64) as usize].load(Ordering::Relaxed)
+                && !self.free(p + n as u64)
+            {
+                n += 1;
+            }
+            done += self.fetch_run(p, n as u64, &mut buf, kind);
+            i += n;
+        }
+        done
+    }
+
+    fn zero(&self, p: u64) {
+        let dst = (self.base + p * PAGE as u64) as *mut libc::c_void;
+        // SAFETY: as in `copy_in`.
+        match unsafe { self.uffd.zeropage(dst, PAGE, true) } {
+            Ok(_) => {}
+            Err(userfaultfd::Error::ZeropageFailed(e)) if e as i32 == libc::EEXIST => {
+                let _ = self.uffd.wake(dst, PAGE);
+            }
+            Err(e) => self.fatal(format!("zero page at {:#x} failed: {e}", p * PAGE as u64)),
+        }
+        self.present[p as usize].store(true, Ordering::Relaxed);
+    }
+
+    fn serve(&self) {
+        let mut buf = Vec::new();
         loop {
             let event = match self.uffd.read_event() {
                 Ok(Some(e)) => e,
@@ -122,39 +349,50 @@ impl Server {
             let Event::Pagefault { addr, .. } = event else { continue };
             let t0 = Instant::now();
             let host = addr as u64 & !(PAGE as u64 - 1);
-            let Some(off) = host.checked_sub(self.base).filter(|o| *o < self.size) else {
+            let Some(p) = host.checked_sub(self.base).map(|o| o / PAGE as u64).filter(|p| *p < self.pages) else {
                 self.fatal(format!("fault at {host:#x}, outside guest memory"));
             };
-            let page = off / PAGE as u64;
-            let dst = host as *mut libc::c_void;
-            let result = if page_free(&self.bitmap, page) {
+            if let Some(t) = self.stats.touched.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                t.push(p as u32);
+            }
+            if self.free(p) {
                 self.stats.zero.fetch_add(1, Ordering::Relaxed);
-                // SAFETY: `dst` is a page-aligned address inside the registered
-                // guest mapping, which outlives this thread (one VM per process).
-                unsafe { self.uffd.zeropage(dst, PAGE, true) }.map(|_| ())
+                self.zero(p);
             } else {
-                if let Err(e) = self.file.read_exact_at(&mut buf, off) {
-                    self.fatal(format!("{}: cannot read page at {off:#x}: {e}", self.path.display()));
-                }
-                if self.page_crcs.get(page as usize).copied() != Some(crc32fast::hash(&buf)) {
-                    self.fatal(format!(
-                        "{}: section memory: page {page} (offset {off:#x}) fails its checksum",
-                        self.path.display()
-                    ));
-                }
                 self.stats.demand.fetch_add(1, Ordering::Relaxed);
-                self.stats.bytes.fetch_add(PAGE as u64, Ordering::Relaxed);
-                // SAFETY: as above; `buf` is a live 4 KiB buffer.
-                unsafe { self.uffd.copy(buf.as_ptr().cast(), dst, PAGE, true) }.map(|_| ())
-            };
-            match result {
-                Ok(()) => {}
-                // Another fault on the same page was served first.
-                Err(userfaultfd::Error::CopyFailed(errno)) | Err(userfaultfd::Error::ZeropageFailed(errno))
-                    if errno as i32 == libc::EEXIST => {}
-                Err(e) => self.fatal(format!("serving the fault at {off:#x} failed: {e}")),
+                self.fetch_run(p, 1, &mut buf, Kind::Demand);
             }
             self.stats.stall_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            if self.tech.prediction {
+                self.predict(p);
+            }
+        }
+    }
+
+    /// Demand prediction: after more than P faults in a segment, fetch the
+    /// rest of it (the vCPU was already woken for its own page).
+    fn predict(&self, p: u64) {
+        let n = u64::from(self.tech.segment_pages.max(1));
+        let seg = (p / n) as usize;
+        let faults = self.seg_faults[seg].fetch_add(1, Ordering::Relaxed) + 1;
+        if faults != u64::from(self.tech.predict_after) + 1 {
+            return;
+        }
+        let first = seg as u64 * n;
+        let rest: Vec<u64> = (first..(first + n).min(self.pages)).collect();
+        self.fetch_pages(&rest, Kind::Predicted);
+    }
+
+    /// Fetches every page not yet present, in large runs, at low priority.
+    fn background(&self) {
+        // SAFETY: setpriority on this thread only (who = 0 with PRIO_PROCESS
+        // means the calling thread on Linux); it changes scheduling, nothing else.
+        unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        }
+        let all: Vec<u64> = (0..self.pages).collect();
+        for chunk in all.chunks(MAX_RUN) {
+            self.fetch_pages(chunk, Kind::Background);
         }
     }
 }

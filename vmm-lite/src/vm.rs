@@ -63,6 +63,9 @@ pub enum Strategy {
     Lazy,
     /// Guest memory is a private mapping of memory.bin (Firecracker's default).
     Mmap,
+    /// Working set first, then demand prediction, free-page avoidance and a
+    /// background fetch of the rest.
+    Twinkle,
 }
 
 impl Strategy {
@@ -73,9 +76,7 @@ impl Strategy {
             "resume" => Ok(Strategy::Resume),
             "lazy" => Ok(Strategy::Lazy),
             "mmap" => Ok(Strategy::Mmap),
-            "twinkle" => Err(format!(
-                "strategy {s:?} is not implemented yet (the fast-start work is in progress); use cold, resume, lazy or mmap"
-            )),
+            "twinkle" => Ok(Strategy::Twinkle),
             other => Err(format!("unknown strategy {other:?}; strategies: cold, resume, lazy, mmap, twinkle")),
         }
     }
@@ -96,6 +97,10 @@ pub struct RestoreConfig {
     pub max_conns: usize,
     /// Refuse an image of another app.
     pub expect_app: Option<String>,
+    /// For `lazy` and `twinkle`: the techniques to use (default: the strategy's).
+    pub techniques: Option<crate::pager::Techniques>,
+    /// Record pages in first-touch order (working-set tracking).
+    pub record: bool,
 }
 
 /// Where the time of VM creation went.
@@ -370,9 +375,24 @@ impl Vm {
         let t1 = Instant::now();
         let mut pager = None;
         let bytes_loaded = match cfg.strategy {
-            Strategy::Lazy => {
+            Strategy::Lazy | Strategy::Twinkle => {
+                let tech = cfg.techniques.unwrap_or(if cfg.strategy == Strategy::Lazy {
+                    crate::pager::Techniques::lazy()
+                } else {
+                    crate::pager::Techniques::twinkle()
+                });
+                if tech.working_set && image.working_set.is_empty() {
+                    tracing::warn!(
+                        "{} has no working set: run `twinkle image track --image {}` first",
+                        cfg.image.display(),
+                        cfg.image.display()
+                    );
+                }
                 let stats = Arc::new(crate::pager::PagerStats::default());
-                crate::pager::start(&mem, &image, Arc::clone(&stats))?;
+                if cfg.record {
+                    stats.record();
+                }
+                crate::pager::start(&mem, &image, Arc::clone(&stats), tech)?;
                 pager = Some(stats);
                 0
             }

@@ -26,6 +26,78 @@ pub const CHUNK: u64 = 2 * 1024 * 1024;
 pub const STATE_FILE: &str = "state.twnk";
 /// The memory file.
 pub const MEMORY_FILE: &str = "memory.bin";
+/// The working set (optional): pages in first-touch order.
+pub const WORKING_SET_FILE: &str = "working-set.bin";
+const WS_MAGIC: &[u8; 8] = b"TWNKWSET";
+
+/// What the tracking run found, stored beside the pages.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct WorkingSetInfo {
+    /// Pages in the set.
+    pub pages: u64,
+    /// The tracking window chosen, ms.
+    pub window_ms: u64,
+    /// Why the window ended (`quiet`, `cap`, `exit`).
+    pub ended_by: String,
+}
+
+/// Writes `working-set.bin`: magic, version 1, count, CRC-32 of the page
+/// list, the JSON length and CRC, then the pages (u32 LE) and the JSON info.
+pub fn write_working_set(dir: &Path, pages: &[u32], info: &WorkingSetInfo) -> Result<(), SnapshotError> {
+    let path = dir.join(WORKING_SET_FILE);
+    let mut list = Vec::with_capacity(pages.len() * 4);
+    for p in pages {
+        list.extend_from_slice(&p.to_le_bytes());
+    }
+    let json = to_json(info);
+    let mut out = Vec::new();
+    out.extend_from_slice(WS_MAGIC);
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&(pages.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&list).to_le_bytes());
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+    out.extend_from_slice(&[0u8; 4]);
+    out.extend_from_slice(&list);
+    out.extend_from_slice(&json);
+    let tmp = path.with_extension("bin.tmp");
+    std::fs::write(&tmp, out).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io_err(&path))
+}
+
+/// Reads `working-set.bin` if there is one.
+pub fn read_working_set(dir: &Path, pages_in_image: u64) -> Result<Option<(Vec<u32>, WorkingSetInfo)>, SnapshotError> {
+    let path = dir.join(WORKING_SET_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(SnapshotError::Io { file: path, source: e }),
+    };
+    let corrupt = |problem: String| SnapshotError::Corrupt { file: path.clone(), section: "working-set".into(), problem };
+    if bytes.len() < 32 || &bytes[..8] != WS_MAGIC {
+        return Err(corrupt("not a working-set file (bad magic or too short)".into()));
+    }
+    let word = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    if word(8) != 1 {
+        return Err(corrupt(format!("version {}, expected 1", word(8))));
+    }
+    let (n, crc, jlen, jcrc) = (word(12) as usize, word(16), word(20) as usize, word(24));
+    let end = 32usize.checked_add(n.saturating_mul(4)).and_then(|e| e.checked_add(jlen));
+    if end != Some(bytes.len()) {
+        return Err(corrupt(format!("{} bytes do not hold {n} pages and {jlen} bytes of info: truncated?", bytes.len())));
+    }
+    let list = &bytes[32..32 + n * 4];
+    let json = &bytes[32 + n * 4..];
+    if crc32fast::hash(list) != crc || crc32fast::hash(json) != jcrc {
+        return Err(corrupt("checksum mismatch: the file is damaged".into()));
+    }
+    let pages: Vec<u32> = list.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    if let Some(bad) = pages.iter().find(|p| u64::from(**p) >= pages_in_image) {
+        return Err(corrupt(format!("page {bad} is beyond the image's {pages_in_image} pages")));
+    }
+    let info = serde_json::from_slice(json).map_err(|e| corrupt(format!("cannot decode the info: {e}")))?;
+    Ok(Some((pages, info)))
+}
 
 /// What the image is and how it was made.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -261,6 +333,10 @@ pub struct Image {
     pub crcs: Vec<u32>,
     /// CRC-32 per page.
     pub page_crcs: Vec<u32>,
+    /// The working set, if the image was tracked (pages in first-touch order).
+    pub working_set: Vec<u32>,
+    /// How it was found.
+    pub working_set_info: Option<WorkingSetInfo>,
     /// The guest ELF.
     pub elf: Vec<u8>,
 }
@@ -315,7 +391,14 @@ impl Image {
                 problem: format!("{len} bytes, the image says {}: truncated or from another image", meta.mem_size),
             });
         }
+        let ws = read_working_set(dir, pages)?;
+        let (working_set, working_set_info) = match ws {
+            Some((p, i)) => (p, Some(i)),
+            None => (Vec::new(), None),
+        };
         Ok(Image {
+            working_set,
+            working_set_info,
             dir: dir.to_path_buf(),
             meta,
             vcpu,
