@@ -56,7 +56,9 @@ enum ImageCmd {
     )]
     Build(ImageBuildArgs),
     /// Find an image's working set: restore it with every page absent, drive a warm-up, record pages in first-touch order.
-    #[command(after_help = "The window ends when fewer than --quiet-pages new pages arrive per 100 ms, --quiet-samples times in a row, at --max-window, or when the app exits.\n\nExamples:\n  twinkle image track --image images/hello --warmup / --warmup /health\n  twinkle image track --image images/memtouch")]
+    #[command(
+        after_help = "The window ends when fewer than --quiet-pages new pages arrive per 100 ms, --quiet-samples times in a row, at --max-window, or when the app exits.\n\nExamples:\n  twinkle image track --image images/hello --warmup / --warmup /health\n  twinkle image track --image images/memtouch"
+    )]
     Track(ImageTrackArgs),
 }
 
@@ -202,6 +204,9 @@ struct VmRestoreArgs {
     /// Demand prediction: faults in a segment after which the rest is fetched.
     #[arg(long, value_name = "P", default_value_t = 2)]
     predict_after: u32,
+    /// twinkle strategy: load the working set as whole 2 MiB chunks into huge pages.
+    #[arg(long)]
+    huge_working_set: bool,
 }
 
 fn parse_strategy(s: &str) -> Result<vmm_lite::vm::Strategy, String> {
@@ -472,6 +477,7 @@ fn vm_restore(a: VmRestoreArgs) -> Result<ExitCode> {
                 background: base.background && !a.no_background,
                 segment_pages: a.segment_pages.max(1),
                 predict_after: a.predict_after,
+                huge_working_set: a.huge_working_set,
             })
         },
     };

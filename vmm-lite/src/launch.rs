@@ -193,7 +193,8 @@ pub fn track(opts: TrackOptions) -> Result<crate::snapshot::WorkingSetInfo, VmmE
     use std::io::{Read as _, Write as _};
     use std::time::{Duration, Instant};
     let endpoints = opts.connect.iter().map(|c| parse_endpoint(c)).collect::<Result<Vec<_>, _>>()?;
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|source| VmmError::Io { what: "tracking listener".into(), source })?;
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|source| VmmError::Io { what: "tracking listener".into(), source })?;
     let addr = listener.local_addr().map_err(|source| VmmError::Io { what: "tracking listener".into(), source })?;
     let vm = Vm::restore(RestoreConfig {
         image: opts.image.clone(),

@@ -3,8 +3,9 @@
 //!
 //! The three Twinkle techniques live here, each switchable on its own:
 //! - **working set**: the pages the image's tracking run touched are loaded in
-//!   bulk (contiguous runs, one read and one UFFDIO_COPY per run) before the
-//!   vCPU runs;
+//!   bulk before the vCPU runs: contiguous runs, one read and one UFFDIO_COPY
+//!   each, or (`huge_working_set`) whole 2 MiB chunks written straight into
+//!   huge-page memory before userfaultfd is armed;
 //! - **demand prediction**: memory is cut into segments of N pages; when more
 //!   than P demand faults hit a segment, the rest of it is fetched right after
 //!   the faulting page, while the vCPU already runs again;
@@ -49,12 +50,25 @@ pub struct Techniques {
     pub segment_pages: u32,
     /// Demand faults in a segment above which the rest is fetched.
     pub predict_after: u32,
+    /// Load the working set as whole 2 MiB chunks straight into (huge-page)
+    /// memory instead of page runs through userfaultfd: execution then runs at
+    /// resident speed at once, but populating fresh huge pages costs more up
+    /// front on these machines (docs/results.md has both).
+    pub huge_working_set: bool,
 }
 
 impl Techniques {
     /// Plain demand paging (`lazy`): free-page avoidance only.
     pub fn lazy() -> Self {
-        Techniques { working_set: false, prediction: false, free_pages: true, background: false, segment_pages: 64, predict_after: 2 }
+        Techniques {
+            working_set: false,
+            prediction: false,
+            free_pages: true,
+            background: false,
+            segment_pages: 64,
+            predict_after: 2,
+            huge_working_set: false,
+        }
     }
 
     /// Everything on (`twinkle`).
@@ -158,14 +172,27 @@ pub fn start(mem: &GuestMemory, image: &Image, stats: Arc<PagerStats>, tech: Tec
         what: "userfaultfd (page-at-a-time restores need it; as non-root set vm.unprivileged_userfaultfd=1)".into(),
         source: std::io::Error::other(e.to_string()),
     };
-    // Faults from KVM are kernel-mode accesses: user_mode_only must be off.
-    let uffd =
-        UffdBuilder::new().close_on_exec(true).non_blocking(false).user_mode_only(false).create().map_err(uffd_err)?;
-    uffd.register(mem.host_base() as *mut libc::c_void, mem.size() as usize).map_err(uffd_err)?;
     let path = image.dir.join(MEMORY_FILE);
     let file =
         File::open(&path).map_err(|source| VmmError::Io { what: format!("cannot open {}", path.display()), source })?;
     let pages = mem.size() / PAGE as u64;
+    let present: Vec<AtomicBool> = (0..pages).map(|_| AtomicBool::new(false)).collect();
+    if tech.working_set && tech.huge_working_set {
+        // Before userfaultfd is armed, the working set goes straight into
+        // guest memory, whole 2 MiB chunks at a time: the host backs them with
+        // huge pages and the guest maps them with 2 MiB pages, so its first
+        // touches cost almost nothing (platform notes). Chunks must be whole:
+        // a huge page is all present, and a page left out would read as zero.
+        let t0 = Instant::now();
+        let (n, bytes) = preload_chunks(mem, image, &file, &path, &present)?;
+        stats.working_set.fetch_add(n, Ordering::Relaxed);
+        stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+        stats.working_set_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+    // Faults from KVM are kernel-mode accesses: user_mode_only must be off.
+    let uffd =
+        UffdBuilder::new().close_on_exec(true).non_blocking(false).user_mode_only(false).create().map_err(uffd_err)?;
+    uffd.register(mem.host_base() as *mut libc::c_void, mem.size() as usize).map_err(uffd_err)?;
     let segs = pages.div_ceil(u64::from(tech.segment_pages.max(1)));
     let shared = Arc::new(Shared {
         uffd,
@@ -177,10 +204,10 @@ pub fn start(mem: &GuestMemory, image: &Image, stats: Arc<PagerStats>, tech: Tec
         page_crcs: image.page_crcs.clone(),
         stats,
         tech,
-        present: (0..pages).map(|_| AtomicBool::new(false)).collect(),
+        present,
         seg_faults: (0..segs).map(|_| AtomicU64::new(0)).collect(),
     });
-    if tech.working_set {
+    if tech.working_set && !tech.huge_working_set {
         let t0 = Instant::now();
         let mut ws: Vec<u64> = image.working_set.iter().map(|p| u64::from(*p)).filter(|p| *p < pages).collect();
         ws.sort_unstable();
@@ -202,6 +229,46 @@ pub fn start(mem: &GuestMemory, image: &Image, stats: Arc<PagerStats>, tech: Tec
             .map_err(|source| VmmError::Io { what: "cannot start the background fetcher".into(), source })?;
     }
     Ok(())
+}
+
+/// Loads every 2 MiB chunk that holds a working-set page, checking each
+/// page's CRC. Returns (pages loaded, bytes read).
+fn preload_chunks(
+    mem: &GuestMemory,
+    image: &Image,
+    file: &File,
+    path: &std::path::Path,
+    present: &[AtomicBool],
+) -> Result<(u64, u64), VmmError> {
+    let per_chunk = crate::snapshot::CHUNK / PAGE as u64;
+    let mut chunks: Vec<u64> = image.working_set.iter().map(|p| u64::from(*p) / per_chunk).collect();
+    chunks.sort_unstable();
+    chunks.dedup();
+    let mut buf = vec![0u8; crate::snapshot::CHUNK as usize];
+    let (mut pages, mut bytes) = (0u64, 0u64);
+    for c in chunks {
+        let off = c * crate::snapshot::CHUNK;
+        if off + crate::snapshot::CHUNK > mem.size() {
+            continue;
+        }
+        crate::snapshot::format::read_exact_at(file, path, &mut buf, off)?;
+        for (k, page) in buf.chunks_exact(PAGE).enumerate() {
+            let p = c * per_chunk + k as u64;
+            if image.page_crcs.get(p as usize).copied() != Some(crc32fast::hash(page)) {
+                return Err(VmmError::Snapshot(crate::snapshot::SnapshotError::Corrupt {
+                    file: path.to_path_buf(),
+                    section: "memory".into(),
+                    problem: format!("page {p} (offset {:#x}) fails its checksum", p * PAGE as u64),
+                }));
+            }
+            present[p as usize].store(true, Ordering::Relaxed);
+        }
+        mem.write(crate::memory::GuestAddr(off), &buf)
+            .map_err(|e| VmmError::Config(format!("working set beyond guest memory: {e}")))?;
+        pages += per_chunk;
+        bytes += crate::snapshot::CHUNK;
+    }
+    Ok((pages, bytes))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -73,7 +73,8 @@ pub fn read_working_set(dir: &Path, pages_in_image: u64) -> Result<Option<(Vec<u
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(SnapshotError::Io { file: path, source: e }),
     };
-    let corrupt = |problem: String| SnapshotError::Corrupt { file: path.clone(), section: "working-set".into(), problem };
+    let corrupt =
+        |problem: String| SnapshotError::Corrupt { file: path.clone(), section: "working-set".into(), problem };
     if bytes.len() < 32 || &bytes[..8] != WS_MAGIC {
         return Err(corrupt("not a working-set file (bad magic or too short)".into()));
     }
@@ -84,7 +85,10 @@ pub fn read_working_set(dir: &Path, pages_in_image: u64) -> Result<Option<(Vec<u
     let (n, crc, jlen, jcrc) = (word(12) as usize, word(16), word(20) as usize, word(24));
     let end = 32usize.checked_add(n.saturating_mul(4)).and_then(|e| e.checked_add(jlen));
     if end != Some(bytes.len()) {
-        return Err(corrupt(format!("{} bytes do not hold {n} pages and {jlen} bytes of info: truncated?", bytes.len())));
+        return Err(corrupt(format!(
+            "{} bytes do not hold {n} pages and {jlen} bytes of info: truncated?",
+            bytes.len()
+        )));
     }
     let list = &bytes[32..32 + n * 4];
     let json = &bytes[32 + n * 4..];
