@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The guest programs embedded in twinkle.
-const APPS: &[&str] = &["hello", "crash", "memtouch"];
+const APPS: &[&str] = &["hello", "crash", "memtouch", "workload"];
 /// Guest programs also built as native Linux programs (same source, the
 /// runtime's `native` feature), to measure what the VM costs.
 const NATIVE_APPS: &[&str] = &["hello"];

@@ -228,3 +228,39 @@ fn bad_images_are_refused_with_file_section_and_problem() {
     assert!(err.contains("unknown strategy \"warp\"; strategies: cold, resume, lazy, mmap, twinkle"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_six_memory_workloads_give_the_same_checksum_under_every_strategy() {
+    let dir = tmpdir("workloads");
+    for kind in ["astar", "libquantum", "mcf", "omnetpp", "perlbench", "xalancbmk"] {
+        let args = [format!("kind={kind}"), "mib=6".to_string(), "iters=2".to_string()];
+        let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, err) = twinkle(&[
+            "vm",
+            "run",
+            "--app",
+            "workload",
+            "--mem-mib",
+            "64",
+            "--arg",
+            &args[0],
+            "--arg",
+            &args[1],
+            "--arg",
+            &args[2],
+        ]);
+        assert_eq!(code, 0, "{kind}: {err}");
+        let reference = checksum(&err);
+        let img = dir.join(kind);
+        build("workload", &arg_refs, &img);
+        let img_s = img.display().to_string();
+        let (code, _, err) = twinkle(&["image", "track", "--image", &img_s]);
+        assert_eq!(code, 0, "{kind} track: {err}");
+        for strategy in ["resume", "lazy", "mmap", "twinkle"] {
+            let (code, _, err) = twinkle(&["vm", "restore", "--image", &img_s, "--strategy", strategy]);
+            assert_eq!(code, 0, "{kind} {strategy}: {err}");
+            assert_eq!(checksum(&err), reference, "{kind} under {strategy} computed something else");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
