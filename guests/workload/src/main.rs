@@ -170,6 +170,8 @@ impl Workload for Mcf {
 /// A discrete-event simulation: a binary heap of events plus small objects.
 struct Omnet {
     queue: BinaryHeap<Reverse<(u64, u32)>>,
+    // Boxed on purpose: omnetpp's many small heap objects.
+    #[allow(clippy::vec_box)]
     nodes: Vec<Box<[u64; 8]>>,
     now: u64,
     rng: Rng,
@@ -254,7 +256,7 @@ impl Workload for Xalan {
         while let Some(n) = stack.pop() {
             let n = n as usize;
             self.text[n] = self.text[n].rotate_left(1) ^ i;
-            if n % 64 == 0 {
+            if n.is_multiple_of(64) {
                 out.clear();
                 let _ = write!(out, "<n{}>{}</n>", n, self.text[n]);
                 h = mix(h, out.len() as u64);
