@@ -113,6 +113,30 @@ enum BenchCmd {
         after_help = "Examples:\n  twinkle bench boot --json\n  twinkle bench boot --runs 100 --http-secs 10 --json > boot.json"
     )]
     Boot(BenchBootArgs),
+    /// Start-up of the six memory workloads under every strategy (cold, resume, lazy, mmap, twinkle) and the 8 technique combinations.
+    #[command(
+        after_help = "Examples:\n  twinkle bench startup --json\n  twinkle bench startup --mem-mib 1024 --data-mib 256 --out results/startup"
+    )]
+    Startup(BenchStartupArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchStartupArgs {
+    /// Guest memory, MiB.
+    #[arg(long, default_value_t = 256)]
+    mem_mib: u32,
+    /// Workload data size, MiB.
+    #[arg(long, default_value_t = 64)]
+    data_mib: u32,
+    /// Work rounds per run.
+    #[arg(long, default_value_t = 3)]
+    iters: u32,
+    /// Also write startup.csv, startup.json and startup.md into this directory.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print the JSON report (otherwise the markdown table).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -357,6 +381,31 @@ fn run(cmd: Command) -> Result<ExitCode> {
             Ok(if reply["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Bench(BenchCmd::Boot(a)) => bench_boot(a),
+        Command::Bench(BenchCmd::Startup(a)) => {
+            let work = std::env::temp_dir().join(format!("twinkle-startup-{}", std::process::id()));
+            let r = bench::startup::run_bench(&bench::startup::StartupOptions {
+                twinkle: std::env::current_exe().context("cannot find the twinkle binary")?,
+                mem_mib: a.mem_mib,
+                data_mib: a.data_mib,
+                iters: a.iters.max(1),
+                work_dir: work.clone(),
+                progress: true,
+            });
+            let _ = std::fs::remove_dir_all(&work);
+            let r = r?;
+            if let Some(dir) = &a.out {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                std::fs::write(dir.join("startup.csv"), r.csv())?;
+                std::fs::write(dir.join("startup.json"), serde_json::to_string_pretty(&r)?)?;
+                std::fs::write(dir.join("startup.md"), r.markdown())?;
+            }
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", r.markdown());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

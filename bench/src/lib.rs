@@ -8,6 +8,7 @@
 pub mod boot;
 pub mod httpload;
 pub mod process;
+pub mod startup;
 pub mod stats;
 
 /// Why a benchmark could not run.

@@ -1,0 +1,304 @@
+//! `twinkle bench startup`: the paper's start-up evaluation on our stack.
+//!
+//! For each memory workload: build an image at its Ready point, track its
+//! working set, run it resident (uninterrupted `vm run`: the reference), then
+//! restore it with every strategy and measure start-up latency (restore begins
+//! to the guest about to run; for `cold`, boot to Ready), execution time of
+//! the same work, its overhead against the resident run, the invalid execution
+//! ratio (time the vCPU waited on the page server / execution time), remote
+//! (demand) faults and bytes fetched. Every restored run must reproduce the
+//! resident checksum, or the benchmark fails. Plus the table of demand faults
+//! for the 8 combinations of the three techniques.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::BenchError;
+
+/// The six workloads.
+pub const WORKLOADS: [&str; 6] = ["astar", "libquantum", "mcf", "omnetpp", "perlbench", "xalancbmk"];
+/// The strategies compared.
+pub const STRATEGIES: [&str; 5] = ["cold", "resume", "lazy", "mmap", "twinkle"];
+
+/// Settings.
+#[derive(Clone, Debug)]
+pub struct StartupOptions {
+    /// The twinkle binary.
+    pub twinkle: PathBuf,
+    /// Guest memory, MiB.
+    pub mem_mib: u32,
+    /// Workload data size, MiB.
+    pub data_mib: u32,
+    /// Work rounds per run.
+    pub iters: u32,
+    /// Where images are built (removed afterwards).
+    pub work_dir: PathBuf,
+    /// Show progress.
+    pub progress: bool,
+}
+
+/// One workload under one strategy.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// Workload name.
+    pub workload: String,
+    /// Strategy name.
+    pub strategy: String,
+    /// Restore begins to the guest about to run (cold: boot to Ready), ms.
+    pub startup_ms: f64,
+    /// The workload's run time after start, ms.
+    pub exec_ms: f64,
+    /// Execution time over the resident run's, percent.
+    pub exec_overhead_pct: f64,
+    /// Page-server stall time over execution time (null where not measured).
+    pub invalid_exec_ratio: Option<f64>,
+    /// Demand faults served from the image (null where not measured).
+    pub remote_faults: Option<u64>,
+    /// Bytes read from the image.
+    pub bytes_fetched: u64,
+}
+
+/// Demand faults of one technique combination.
+#[derive(Clone, Debug, Serialize)]
+pub struct Combination {
+    /// Workload.
+    pub workload: String,
+    /// Working set preloaded.
+    pub working_set: bool,
+    /// Demand prediction.
+    pub prediction: bool,
+    /// Free-page avoidance.
+    pub free_pages: bool,
+    /// Demand faults served from the image.
+    pub remote_faults: u64,
+    /// Zero-page faults.
+    pub zero_faults: u64,
+}
+
+/// The benchmark's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct StartupReport {
+    /// Always "startup".
+    pub bench: &'static str,
+    /// Guest memory, MiB.
+    pub mem_mib: u32,
+    /// Workload data, MiB.
+    pub data_mib: u32,
+    /// Resident execution time per workload, ms.
+    pub resident_exec_ms: Vec<(String, f64)>,
+    /// Working-set pages per workload.
+    pub working_set_pages: Vec<(String, u64)>,
+    /// workload x strategy.
+    pub rows: Vec<Row>,
+    /// The 8 combinations of the three techniques (no background fetch).
+    pub combinations: Vec<Combination>,
+}
+
+struct RunOut {
+    stdout: String,
+    stderr: String,
+}
+
+fn run(twinkle: &Path, args: &[String]) -> Result<RunOut, BenchError> {
+    let out = Command::new(twinkle)
+        .args(args)
+        .output()
+        .map_err(|source| BenchError::Io { what: format!("run {}", twinkle.display()), source })?;
+    let r = RunOut {
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    };
+    if !out.status.success() {
+        return Err(BenchError::Process(format!("`twinkle {}` failed: {}", args.join(" "), r.stderr)));
+    }
+    Ok(r)
+}
+
+/// The number after `key` (e.g. `"elapsed_us="` or `"\"demand_faults\":"`).
+fn num_after(text: &str, key: &str) -> Option<f64> {
+    let at = text.rfind(key)? + key.len();
+    text[at..].trim_start().split(|c: char| !(c.is_ascii_digit() || c == '.')).next()?.parse().ok()
+}
+
+fn checksum(text: &str) -> Option<String> {
+    let at = text.rfind("checksum=")? + 9;
+    text.get(at..at + 16).map(str::to_string)
+}
+
+fn created_ms(stdout: &str) -> f64 {
+    let line = stdout.lines().find(|l| l.starts_with("created ")).unwrap_or("");
+    ["\"vm_create_us\":", "\"load_us\":", "\"vcpu_us\":"].iter().filter_map(|k| num_after(line, k)).sum::<f64>() / 1e3
+}
+
+fn paged(stdout: &str, key: &str) -> Option<f64> {
+    let line = stdout.lines().find(|l| l.starts_with("paged "))?;
+    num_after(line, &format!("\"{key}\":"))
+}
+
+/// Runs the benchmark.
+pub fn run_bench(o: &StartupOptions) -> Result<StartupReport, BenchError> {
+    let t = &o.twinkle;
+    let s = |v: &str| v.to_string();
+    let steps = WORKLOADS.len() as u64 * (3 + STRATEGIES.len() as u64 + 8);
+    let pb = if o.progress { ProgressBar::new(steps) } else { ProgressBar::hidden() };
+    if let Ok(style) = ProgressStyle::with_template("{msg:28} [{bar:30}] {pos}/{len} {elapsed}") {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    std::fs::create_dir_all(&o.work_dir)
+        .map_err(|source| BenchError::Io { what: format!("create {}", o.work_dir.display()), source })?;
+    let mut report = StartupReport {
+        bench: "startup",
+        mem_mib: o.mem_mib,
+        data_mib: o.data_mib,
+        resident_exec_ms: Vec::new(),
+        working_set_pages: Vec::new(),
+        rows: Vec::new(),
+        combinations: Vec::new(),
+    };
+    for w in WORKLOADS {
+        let app_args = [format!("kind={w}"), format!("mib={}", o.data_mib), format!("iters={}", o.iters)];
+        let mut base = vec![s("--mem-mib"), o.mem_mib.to_string()];
+        for a in &app_args {
+            base.push(s("--arg"));
+            base.push(a.clone());
+        }
+        pb.set_message(format!("{w}: resident"));
+        let mut args = vec![s("vm"), s("run"), s("--app"), s("workload")];
+        args.extend(base.iter().cloned());
+        let resident = run(t, &args)?;
+        let reference = checksum(&resident.stderr).ok_or_else(|| BenchError::Process(format!("{w}: no checksum")))?;
+        let resident_ms = num_after(&resident.stderr, "elapsed_us=").unwrap_or(0.0) / 1e3;
+        let cold_ready_ms = num_after(&resident.stderr, "ready after").unwrap_or(0.0);
+        report.resident_exec_ms.push((w.into(), resident_ms));
+        pb.inc(1);
+
+        let img = o.work_dir.join(w);
+        let _ = std::fs::remove_dir_all(&img);
+        pb.set_message(format!("{w}: image build"));
+        let mut args = vec![s("image"), s("build"), s("--app"), s("workload"), s("--out"), img.display().to_string()];
+        args.extend(base.iter().cloned());
+        run(t, &args)?;
+        pb.inc(1);
+        pb.set_message(format!("{w}: image track"));
+        let tracked = run(t, &[s("image"), s("track"), s("--image"), img.display().to_string()])?;
+        report.working_set_pages.push((w.into(), num_after(&tracked.stdout, "\"pages\":").unwrap_or(0.0) as u64));
+        pb.inc(1);
+
+        for strategy in STRATEGIES {
+            pb.set_message(format!("{w}: {strategy}"));
+            let out = run(
+                t,
+                &[s("vm"), s("restore"), s("--image"), img.display().to_string(), s("--strategy"), s(strategy)],
+            )?;
+            if checksum(&out.stderr).as_deref() != Some(reference.as_str()) {
+                return Err(BenchError::Process(format!(
+                    "{w} restored with {strategy} computed another checksum than the resident run"
+                )));
+            }
+            let exec_ms = num_after(&out.stderr, "elapsed_us=").unwrap_or(0.0) / 1e3;
+            let startup_ms =
+                if strategy == "cold" { created_ms(&out.stdout) + cold_ready_ms } else { created_ms(&out.stdout) };
+            let stall = paged(&out.stdout, "stall_ms");
+            report.rows.push(Row {
+                workload: w.into(),
+                strategy: strategy.into(),
+                startup_ms,
+                exec_ms,
+                exec_overhead_pct: if resident_ms > 0.0 { (exec_ms - resident_ms) / resident_ms * 100.0 } else { 0.0 },
+                invalid_exec_ratio: stall.map(|st| if exec_ms > 0.0 { (st / exec_ms).min(1.0) } else { 0.0 }),
+                remote_faults: paged(&out.stdout, "demand_faults").map(|f| f as u64),
+                bytes_fetched: paged(&out.stdout, "bytes_fetched")
+                    .or_else(|| {
+                        num_after(
+                            out.stdout.lines().find(|l| l.starts_with("created ")).unwrap_or(""),
+                            "\"bytes_loaded\":",
+                        )
+                    })
+                    .unwrap_or(0.0) as u64,
+            });
+            pb.inc(1);
+        }
+        for combo in 0..8u8 {
+            let (ws, pred, free) = (combo & 4 != 0, combo & 2 != 0, combo & 1 != 0);
+            pb.set_message(format!("{w}: combination {combo}"));
+            let mut args = vec![
+                s("vm"),
+                s("restore"),
+                s("--image"),
+                img.display().to_string(),
+                s("--strategy"),
+                s("twinkle"),
+                s("--no-background"),
+            ];
+            if !ws {
+                args.push(s("--no-working-set"));
+            }
+            if !pred {
+                args.push(s("--no-prediction"));
+            }
+            if !free {
+                args.push(s("--no-free-pages"));
+            }
+            let out = run(t, &args)?;
+            report.combinations.push(Combination {
+                workload: w.into(),
+                working_set: ws,
+                prediction: pred,
+                free_pages: free,
+                remote_faults: paged(&out.stdout, "demand_faults").unwrap_or(0.0) as u64,
+                zero_faults: paged(&out.stdout, "zero_faults").unwrap_or(0.0) as u64,
+            });
+            pb.inc(1);
+        }
+        let _ = std::fs::remove_dir_all(&img);
+    }
+    pb.finish_and_clear();
+    Ok(report)
+}
+
+impl StartupReport {
+    /// The rows as CSV.
+    pub fn csv(&self) -> String {
+        let mut out = String::from(
+            "workload,strategy,startup_ms,exec_ms,exec_overhead_pct,invalid_exec_ratio,remote_faults,bytes_fetched\n",
+        );
+        for r in &self.rows {
+            out.push_str(&format!(
+                "{},{},{:.3},{:.3},{:.2},{},{},{}\n",
+                r.workload,
+                r.strategy,
+                r.startup_ms,
+                r.exec_ms,
+                r.exec_overhead_pct,
+                r.invalid_exec_ratio.map_or(String::new(), |v| format!("{v:.4}")),
+                r.remote_faults.map_or(String::new(), |v| v.to_string()),
+                r.bytes_fetched
+            ));
+        }
+        out
+    }
+
+    /// A markdown table of the rows.
+    pub fn markdown(&self) -> String {
+        let mut out = String::from(
+            "| workload | strategy | start-up ms | exec ms | overhead % | invalid exec ratio | remote faults | MiB fetched |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        );
+        for r in &self.rows {
+            out.push_str(&format!(
+                "| {} | {} | {:.1} | {:.1} | {:+.1} | {} | {} | {:.1} |\n",
+                r.workload,
+                r.strategy,
+                r.startup_ms,
+                r.exec_ms,
+                r.exec_overhead_pct,
+                r.invalid_exec_ratio.map_or("-".into(), |v| format!("{v:.3}")),
+                r.remote_faults.map_or("-".into(), |v| v.to_string()),
+                r.bytes_fetched as f64 / (1 << 20) as f64
+            ));
+        }
+        out
+    }
+}
