@@ -264,3 +264,18 @@ fn the_six_memory_workloads_give_the_same_checksum_under_every_strategy() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_startup_benchmark_prints_rows_for_every_workload_and_strategy() {
+    let (code, out, err) =
+        twinkle(&["bench", "startup", "--mem-mib", "32", "--data-mib", "2", "--iters", "1", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows = out.matches("\"strategy\":").count();
+    assert_eq!(rows, 30, "6 workloads x 5 strategies: {out}");
+    assert_eq!(out.matches("\"prediction\":").count(), 48, "8 combinations x 6 workloads");
+    for key in
+        ["\"startup_ms\"", "\"exec_overhead_pct\"", "\"invalid_exec_ratio\"", "\"remote_faults\"", "\"bytes_fetched\""]
+    {
+        assert!(out.contains(key), "missing {key}");
+    }
+}

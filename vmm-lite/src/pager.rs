@@ -98,6 +98,8 @@ pub struct PagerStats {
     pub working_set_ns: AtomicU64,
     /// Pages in first-touch order, when recording (working-set estimation).
     pub touched: Mutex<Option<Vec<u32>>>,
+    /// Set when the VM has ended: the background fetch stops.
+    pub stop: AtomicBool,
 }
 
 /// A snapshot of [`PagerStats`].
@@ -150,6 +152,8 @@ impl PagerStats {
 
 /// What the handler threads share.
 struct Shared {
+    /// Keeps the guest mapping alive as long as a handler thread may copy into it.
+    _mem: Arc<GuestMemory>,
     uffd: Uffd,
     file: File,
     path: PathBuf,
@@ -167,7 +171,7 @@ struct Shared {
 
 /// Registers `mem` with a userfaultfd, loads the working set if asked, and
 /// starts the fault handler (and the background fetcher).
-pub fn start(mem: &GuestMemory, image: &Image, stats: Arc<PagerStats>, tech: Techniques) -> Result<(), VmmError> {
+pub fn start(mem: &Arc<GuestMemory>, image: &Image, stats: Arc<PagerStats>, tech: Techniques) -> Result<(), VmmError> {
     let uffd_err = |e: userfaultfd::Error| VmmError::Io {
         what: "userfaultfd (page-at-a-time restores need it; as non-root set vm.unprivileged_userfaultfd=1)".into(),
         source: std::io::Error::other(e.to_string()),
@@ -195,6 +199,7 @@ pub fn start(mem: &GuestMemory, image: &Image, stats: Arc<PagerStats>, tech: Tec
     uffd.register(mem.host_base() as *mut libc::c_void, mem.size() as usize).map_err(uffd_err)?;
     let segs = pages.div_ceil(u64::from(tech.segment_pages.max(1)));
     let shared = Arc::new(Shared {
+        _mem: Arc::clone(mem),
         uffd,
         file,
         path,
@@ -332,6 +337,11 @@ impl Shared {
                         i += 1;
                     }
                 }
+                // The VM has ended; nothing needs this page any more.
+                Err(userfaultfd::Error::CopyFailed(_)) if self.stats.stop.load(Ordering::Relaxed) => return done,
+                Err(userfaultfd::Error::CopyFailed(e)) => {
+                    self.fatal(format!("copying pages at {:#x} failed: {e}", (first + i) * PAGE as u64))
+                }
                 Err(e) => self.fatal(format!("copying pages at {:#x} failed: {e}", (first + i) * PAGE as u64)),
             }
         }
@@ -459,6 +469,9 @@ impl Shared {
         }
         let all: Vec<u64> = (0..self.pages).collect();
         for chunk in all.chunks(MAX_RUN) {
+            if self.stats.stop.load(Ordering::Relaxed) {
+                return;
+            }
             self.fetch_pages(chunk, Kind::Background);
         }
     }

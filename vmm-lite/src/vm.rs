@@ -463,6 +463,7 @@ impl Vm {
             snapshot,
             restored_net,
             mono_from,
+            pager,
             ..
         } = self;
         shared.set_waker(Arc::clone(&notifier));
@@ -501,6 +502,9 @@ impl Vm {
             std::thread::sleep(Duration::from_millis(1));
         }
         let _ = vcpu_thread.join();
+        if let Some(p) = &pager {
+            p.stop.store(true, Ordering::SeqCst);
+        }
         shared.take_exit().unwrap_or(VmExit::Stopped)
     }
 }
