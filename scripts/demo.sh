@@ -29,6 +29,19 @@ $T vm control --socket "$dir/vm.sock" status
 $T vm control --socket "$dir/vm.sock" stop > /dev/null
 wait "$vm" || true
 
-say "3. A guest that crashes ends its VM with a clear message, not the VMM"
+say "3. Fast start: image hello at its ready point, track its working set, restore it with the twinkle strategy"
+$T image build --app hello --out "$dir/img"
+$T image track --image "$dir/img" --warmup / --warmup /health --max-window 3s
+$T vm restore --image "$dir/img" --strategy twinkle --listen 127.0.0.1:0 --control "$dir/r.sock" > "$dir/rout" 2>/dev/null &
+vm=$!
+for _ in $(seq 100); do grep -q '^created' "$dir/rout" 2>/dev/null && break; sleep 0.05; done
+addr=$(sed -n 's/^listening //p' "$dir/rout")
+echo "restored VM on $addr; $(grep '^created' "$dir/rout")"
+curl -s "http://$addr/"
+$T vm control --socket "$dir/r.sock" status | grep -A9 '"paging"'
+$T vm control --socket "$dir/r.sock" stop > /dev/null
+wait "$vm" || true
+
+say "4. A guest that crashes ends its VM with a clear message, not the VMM"
 $T vm run --app crash --arg null || echo "(exit code $?)"
 $T vm run --app crash --arg stack || echo "(exit code $?)"
