@@ -205,6 +205,27 @@ fn new_vcpu(
     Ok((vcpu, tsc_khz))
 }
 
+/// What a restore carries over besides memory and registers.
+struct Restored {
+    net: NetState,
+    mono_from: u64,
+    pager: Option<Arc<crate::pager::PagerStats>>,
+}
+
+/// The pieces a [`Vm`] is assembled from.
+struct Parts {
+    kvm: Kvm,
+    vm: VmFd,
+    vcpu: VcpuFd,
+    mem: Arc<GuestMemory>,
+    rings: HostRings,
+    tsc_khz: Option<u32>,
+    net: NetConfig,
+    snapshot: Option<SnapshotPlan>,
+    restored: Option<Restored>,
+    timings: CreateTimings,
+}
+
 fn us(d: Duration) -> u64 {
     d.as_micros() as u64
 }
@@ -261,7 +282,6 @@ impl Vm {
 
         let fpu = kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
         let (vcpu, tsc_khz) = new_vcpu(&kvm, &vm, None, &arch::entry_regs(image.entry, mem_size), &fpu)?;
-        let notifier = Arc::new(Notifier::new().map_err(|source| VmmError::Io { what: "eventfd".into(), source })?);
         let t3 = Instant::now();
 
         let snapshot = cfg.snapshot.map(|dir| SnapshotPlan {
@@ -271,32 +291,14 @@ impl Vm {
             endpoints: cfg.endpoints.iter().map(|(n, _)| n.clone()).collect(),
             elf: cfg.elf.clone(),
         });
-        Ok(Vm {
-            sync_regs: kvm.check_extension(Cap::SyncRegs),
-            _kvm: kvm,
-            _vm: vm,
-            vcpu,
-            mem,
-            shared: Arc::new(VmShared::new()),
-            rings,
-            notifier,
-            tsc_khz,
-            net: NetConfig {
-                listener: cfg.listener,
-                endpoints: cfg.endpoints.into_iter().map(|(_, a)| a).collect(),
-                max_conns: cfg.max_conns,
-            },
-            snapshot,
-            restored_net: None,
-            mono_from: 0,
-            pager: None,
-            timings: CreateTimings {
-                vm_create_us: us(t1 - t0),
-                load_us: us(t2 - t1),
-                vcpu_us: us(t3 - t2),
-                bytes_loaded: 0,
-            },
-        })
+        let net = NetConfig {
+            listener: cfg.listener,
+            endpoints: cfg.endpoints.into_iter().map(|(_, a)| a).collect(),
+            max_conns: cfg.max_conns,
+        };
+        let timings =
+            CreateTimings { vm_create_us: us(t1 - t0), load_us: us(t2 - t1), vcpu_us: us(t3 - t2), bytes_loaded: 0 };
+        Vm::assemble(Parts { kvm, vm, vcpu, mem, rings, tsc_khz, net, snapshot, restored: None, timings })
     }
 
     /// Creates a VM from an image directory with the given strategy.
@@ -403,33 +405,40 @@ impl Vm {
         let t2 = Instant::now();
         let fpu: kvm_fpu = (&image.vcpu.fpu).into();
         let (vcpu, tsc_khz) = new_vcpu(&kvm, &vm, Some(image.vcpu.sregs), &image.vcpu.regs, &fpu)?;
-        let notifier = Arc::new(Notifier::new().map_err(|source| VmmError::Io { what: "eventfd".into(), source })?);
         let t3 = Instant::now();
+        let net = NetConfig {
+            listener: cfg.listener,
+            endpoints: endpoints.into_iter().map(|(_, a)| a).collect(),
+            max_conns: cfg.max_conns,
+        };
+        let restored = Some(Restored { net: image.net, mono_from: image.meta.mono_ns, pager });
+        let timings =
+            CreateTimings { vm_create_us: us(t1 - t0), load_us: us(t2 - t1), vcpu_us: us(t3 - t2), bytes_loaded };
+        Vm::assemble(Parts { kvm, vm, vcpu, mem, rings, tsc_khz, net, snapshot: None, restored, timings })
+    }
+
+    fn assemble(p: Parts) -> Result<Vm, VmmError> {
+        let notifier = Arc::new(Notifier::new().map_err(|source| VmmError::Io { what: "eventfd".into(), source })?);
+        let (restored_net, mono_from, pager) = match p.restored {
+            Some(r) => (Some(r.net), r.mono_from, r.pager),
+            None => (None, 0, None),
+        };
         Ok(Vm {
-            sync_regs: kvm.check_extension(Cap::SyncRegs),
-            _kvm: kvm,
-            _vm: vm,
-            vcpu,
-            mem,
+            sync_regs: p.kvm.check_extension(Cap::SyncRegs),
+            _kvm: p.kvm,
+            _vm: p.vm,
+            vcpu: p.vcpu,
+            mem: p.mem,
             shared: Arc::new(VmShared::new()),
-            rings,
+            rings: p.rings,
             notifier,
-            tsc_khz,
-            net: NetConfig {
-                listener: cfg.listener,
-                endpoints: endpoints.into_iter().map(|(_, a)| a).collect(),
-                max_conns: cfg.max_conns,
-            },
-            snapshot: None,
-            restored_net: Some(image.net),
-            mono_from: image.meta.mono_ns,
+            tsc_khz: p.tsc_khz,
+            net: p.net,
+            snapshot: p.snapshot,
+            restored_net,
+            mono_from,
             pager,
-            timings: CreateTimings {
-                vm_create_us: us(t1 - t0),
-                load_us: us(t2 - t1),
-                vcpu_us: us(t3 - t2),
-                bytes_loaded,
-            },
+            timings: p.timings,
         })
     }
 
