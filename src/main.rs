@@ -46,6 +46,40 @@ enum Command {
     /// Build and inspect VM images (initialized snapshots).
     #[command(subcommand)]
     Image(ImageCmd),
+    /// The image store: serve image directories to other hosts.
+    #[command(subcommand)]
+    Images(ImagesCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ImagesCmd {
+    /// Serve a directory of images over HTTP (ranged GETs) for `vm restore --image http://HOST:PORT/NAME`.
+    #[command(
+        after_help = "Examples:\n  twinkle images serve --dir images --listen 127.0.0.1:7070\n  twinkle images serve --dir images --listen 127.0.0.1:7070 --link bandwidth=1Gbit,rtt=2ms   # emulate a remote store"
+    )]
+    Serve {
+        /// The directory holding image directories.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Address to listen on (port 0: any free port; printed on stdout).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
+        listen: String,
+        /// Emulated link: bandwidth=RATE,rtt=DURATION (e.g. bandwidth=1Gbit,rtt=2ms).
+        #[arg(long, value_name = "SPEC", value_parser = parse_link)]
+        link: Option<vmm_lite::snapshot::serve::Link>,
+    },
+}
+
+fn parse_link(spec: &str) -> Result<vmm_lite::snapshot::serve::Link, String> {
+    let mut link = vmm_lite::snapshot::serve::Link::default();
+    for kv in spec.split(',') {
+        match kv.split_once('=') {
+            Some(("bandwidth", v)) => link.bandwidth_bps = policies::units::parse_bandwidth(v)?.bits_per_sec(),
+            Some(("rtt", v)) => link.rtt = policies::units::parse_duration(v)?,
+            _ => return Err(format!("{kv:?}: expected bandwidth=RATE or rtt=DURATION, e.g. bandwidth=1Gbit,rtt=2ms")),
+        }
+    }
+    Ok(link)
 }
 
 #[derive(Subcommand, Debug)]
@@ -189,9 +223,9 @@ enum VmCmd {
 
 #[derive(Args, Debug)]
 struct VmRestoreArgs {
-    /// The image directory.
-    #[arg(long, value_name = "DIR")]
-    image: PathBuf,
+    /// The image: a directory, or http://HOST:PORT/PATH on an image server.
+    #[arg(long, value_name = "DIR|URL")]
+    image: String,
     /// How the VM gets its memory: cold, resume, lazy, mmap, twinkle.
     #[arg(long, default_value = "resume", value_parser = parse_strategy)]
     strategy: vmm_lite::vm::Strategy,
@@ -353,6 +387,16 @@ fn run(cmd: Command) -> Result<ExitCode> {
         Command::Vm(VmCmd::Run(a)) => vm_run(a),
         Command::Vm(VmCmd::Restore(a)) => vm_restore(a),
         Command::Image(ImageCmd::Build(a)) => image_build(a),
+        Command::Images(ImagesCmd::Serve { dir, listen, link }) => {
+            if !dir.is_dir() {
+                anyhow::bail!("--dir {}: not a directory", dir.display());
+            }
+            let (listener, addr) =
+                vmm_lite::snapshot::serve::bind(&listen).with_context(|| format!("cannot listen on {listen}"))?;
+            print_event(vmm_lite::launch::LaunchEvent::Listening(addr));
+            vmm_lite::snapshot::serve::serve(dir, listener, link.unwrap_or_default())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Image(ImageCmd::Track(a)) => {
             let image = a.image.display().to_string();
             let info = vmm_lite::launch::track(vmm_lite::launch::TrackOptions {
@@ -505,7 +549,7 @@ fn vm_run(a: VmRunArgs) -> Result<ExitCode> {
 }
 
 fn vm_restore(a: VmRestoreArgs) -> Result<ExitCode> {
-    let name = a.image.display().to_string();
+    let name = a.image.clone();
     let opts = vmm_lite::launch::RestoreOptions {
         image: a.image,
         strategy: a.strategy,

@@ -279,3 +279,56 @@ fn the_startup_benchmark_prints_rows_for_every_workload_and_strategy() {
         assert!(out.contains(key), "missing {key}");
     }
 }
+
+#[test]
+fn images_restore_from_an_image_server() {
+    let dir = tmpdir("store");
+    let args = ["mib=4", "pattern=random"];
+    let (code, _, err) =
+        twinkle(&["vm", "run", "--app", "memtouch", "--mem-mib", "32", "--arg", args[0], "--arg", args[1]]);
+    assert_eq!(code, 0, "{err}");
+    let reference = checksum(&err);
+    let img = dir.join("mt");
+    let img_s = img.display().to_string();
+    let (code, _, err) = twinkle(&[
+        "image",
+        "build",
+        "--app",
+        "memtouch",
+        "--mem-mib",
+        "32",
+        "--arg",
+        args[0],
+        "--arg",
+        args[1],
+        "--out",
+        &img_s,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = twinkle(&["image", "track", "--image", &img_s]);
+    assert_eq!(code, 0, "{err}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_twinkle"))
+        .args(["images", "serve", "--dir", &dir.display().to_string(), "--listen", "127.0.0.1:0", "--link", "rtt=0ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("images serve");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+    let addr = line.trim().strip_prefix("listening ").expect("listening").to_string();
+    let url = format!("http://{addr}/mt");
+    for strategy in ["resume", "lazy", "twinkle", "cold"] {
+        let (code, _, err) = twinkle(&["vm", "restore", "--image", &url, "--strategy", strategy]);
+        assert_eq!(code, 0, "{strategy} over HTTP: {err}");
+        assert_eq!(checksum(&err), reference, "{strategy} over HTTP computed something else");
+    }
+    let (code, _, err) = twinkle(&["vm", "restore", "--image", &url, "--strategy", "mmap"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("the mmap strategy maps a local file"), "{err}");
+    let (code, _, err) = twinkle(&["vm", "restore", "--image", &format!("http://{addr}/nope")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nope/state.twnk"), "{err}");
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -129,8 +129,8 @@ pub fn run(opts: RunOptions, mut on_event: impl FnMut(LaunchEvent)) -> Result<Vm
 /// Options of a restore.
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
-    /// The image directory.
-    pub image: PathBuf,
+    /// The image: a directory or `http://HOST:PORT/PATH`.
+    pub image: String,
     /// How memory is brought in.
     pub strategy: Strategy,
     /// Host address to accept connections on.
@@ -163,7 +163,7 @@ pub fn restore(opts: RestoreOptions, mut on_event: impl FnMut(LaunchEvent)) -> R
         record: false,
     })?;
     let mem_mib = (vm.memory().size() >> 20) as u32;
-    let info = VmInfo { mem: None, pager: None, app: opts.image.display().to_string(), mem_mib, listen };
+    let info = VmInfo { mem: None, pager: None, app: opts.image.clone(), mem_mib, listen };
     run_created(vm, &opts.control, info, &mut on_event)
 }
 
@@ -197,7 +197,7 @@ pub fn track(opts: TrackOptions) -> Result<crate::snapshot::WorkingSetInfo, VmmE
         TcpListener::bind("127.0.0.1:0").map_err(|source| VmmError::Io { what: "tracking listener".into(), source })?;
     let addr = listener.local_addr().map_err(|source| VmmError::Io { what: "tracking listener".into(), source })?;
     let vm = Vm::restore(RestoreConfig {
-        image: opts.image.clone(),
+        image: opts.image.display().to_string(),
         strategy: Strategy::Lazy,
         listener: Some(listener),
         endpoints,

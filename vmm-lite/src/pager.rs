@@ -17,8 +17,6 @@
 //! the process (a VM must never run on wrong memory). The handler threads never
 //! touch guest memory through the VMM's accessors, only through UFFDIO ioctls.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,7 +27,8 @@ use userfaultfd::{Event, Uffd, UffdBuilder};
 
 use crate::error::VmmError;
 use crate::memory::GuestMemory;
-use crate::snapshot::{page_free, Image, MEMORY_FILE};
+use crate::snapshot::store::MemorySource;
+use crate::snapshot::{page_free, Image};
 
 const PAGE: usize = 4096;
 /// Largest run fetched with one read and one copy.
@@ -155,7 +154,7 @@ struct Shared {
     /// Keeps the guest mapping alive as long as a handler thread may copy into it.
     _mem: Arc<GuestMemory>,
     uffd: Uffd,
-    file: File,
+    memory: Arc<dyn MemorySource>,
     path: PathBuf,
     base: u64,
     pages: u64,
@@ -176,9 +175,8 @@ pub fn start(mem: &Arc<GuestMemory>, image: &Image, stats: Arc<PagerStats>, tech
         what: "userfaultfd (page-at-a-time restores need it; as non-root set vm.unprivileged_userfaultfd=1)".into(),
         source: std::io::Error::other(e.to_string()),
     };
-    let path = image.dir.join(MEMORY_FILE);
-    let file =
-        File::open(&path).map_err(|source| VmmError::Io { what: format!("cannot open {}", path.display()), source })?;
+    let memory = Arc::clone(&image.memory);
+    let path = memory.name();
     let pages = mem.size() / PAGE as u64;
     let present: Vec<AtomicBool> = (0..pages).map(|_| AtomicBool::new(false)).collect();
     if tech.working_set && tech.huge_working_set {
@@ -188,7 +186,7 @@ pub fn start(mem: &Arc<GuestMemory>, image: &Image, stats: Arc<PagerStats>, tech
         // touches cost almost nothing (platform notes). Chunks must be whole:
         // a huge page is all present, and a page left out would read as zero.
         let t0 = Instant::now();
-        let (n, bytes) = preload_chunks(mem, image, &file, &path, &present)?;
+        let (n, bytes) = preload_chunks(mem, image, &present)?;
         stats.working_set.fetch_add(n, Ordering::Relaxed);
         stats.bytes.fetch_add(bytes, Ordering::Relaxed);
         stats.working_set_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -201,7 +199,7 @@ pub fn start(mem: &Arc<GuestMemory>, image: &Image, stats: Arc<PagerStats>, tech
     let shared = Arc::new(Shared {
         _mem: Arc::clone(mem),
         uffd,
-        file,
+        memory,
         path,
         base: mem.host_base(),
         pages,
@@ -238,13 +236,8 @@ pub fn start(mem: &Arc<GuestMemory>, image: &Image, stats: Arc<PagerStats>, tech
 
 /// Loads every 2 MiB chunk that holds a working-set page, checking each
 /// page's CRC. Returns (pages loaded, bytes read).
-fn preload_chunks(
-    mem: &GuestMemory,
-    image: &Image,
-    file: &File,
-    path: &std::path::Path,
-    present: &[AtomicBool],
-) -> Result<(u64, u64), VmmError> {
+fn preload_chunks(mem: &GuestMemory, image: &Image, present: &[AtomicBool]) -> Result<(u64, u64), VmmError> {
+    let path = image.memory.name();
     let per_chunk = crate::snapshot::CHUNK / PAGE as u64;
     let mut chunks: Vec<u64> = image.working_set.iter().map(|p| u64::from(*p) / per_chunk).collect();
     chunks.sort_unstable();
@@ -256,12 +249,12 @@ fn preload_chunks(
         if off + crate::snapshot::CHUNK > mem.size() {
             continue;
         }
-        crate::snapshot::format::read_exact_at(file, path, &mut buf, off)?;
+        image.memory.read_exact_at(&mut buf, off)?;
         for (k, page) in buf.chunks_exact(PAGE).enumerate() {
             let p = c * per_chunk + k as u64;
             if image.page_crcs.get(p as usize).copied() != Some(crc32fast::hash(page)) {
                 return Err(VmmError::Snapshot(crate::snapshot::SnapshotError::Corrupt {
-                    file: path.to_path_buf(),
+                    file: path.clone(),
                     section: "memory".into(),
                     problem: format!("page {p} (offset {:#x}) fails its checksum", p * PAGE as u64),
                 }));
@@ -353,8 +346,8 @@ impl Shared {
         let len = (n as usize) * PAGE;
         buf.resize(len, 0);
         let off = first * PAGE as u64;
-        if let Err(e) = self.file.read_exact_at(&mut buf[..len], off) {
-            self.fatal(format!("{}: cannot read {len} bytes at {off:#x}: {e}", self.path.display()));
+        if let Err(e) = self.memory.read_exact_at(&mut buf[..len], off) {
+            self.fatal(format!("cannot read {len} bytes at {off:#x}: {e}"));
         }
         for (k, page) in buf[..len].chunks_exact(PAGE).enumerate() {
             let p = first + k as u64;

@@ -85,8 +85,8 @@ impl Strategy {
 /// What to restore and with which host resources.
 #[derive(Debug)]
 pub struct RestoreConfig {
-    /// The image directory.
-    pub image: PathBuf,
+    /// The image: a directory or `http://HOST:PORT/PATH`.
+    pub image: String,
     /// How memory is brought in.
     pub strategy: Strategy,
     /// Inbound connections.
@@ -305,7 +305,7 @@ impl Vm {
     pub fn restore(cfg: RestoreConfig) -> Result<Vm, VmmError> {
         let snap = |e: SnapshotError| VmmError::Snapshot(e);
         let image = Image::open(&cfg.image).map_err(snap)?;
-        let state_file = cfg.image.join(crate::snapshot::STATE_FILE);
+        let state_file = image.store.name(crate::snapshot::STATE_FILE);
         if let Some(want) = &cfg.expect_app {
             if *want != image.meta.app {
                 return Err(snap(SnapshotError::WrongApp {
@@ -365,7 +365,13 @@ impl Vm {
         let t0 = Instant::now();
         let mem_file = match cfg.strategy {
             Strategy::Mmap => {
-                let path = cfg.image.join(crate::snapshot::MEMORY_FILE);
+                let Some(dir) = image.store.local_dir() else {
+                    return Err(VmmError::Config(format!(
+                        "the mmap strategy maps a local file; {} is remote (use lazy or twinkle)",
+                        cfg.image
+                    )));
+                };
+                let path = dir.join(crate::snapshot::MEMORY_FILE);
                 Some(
                     std::fs::File::open(&path)
                         .map_err(|source| VmmError::Io { what: format!("cannot open {}", path.display()), source })?,
@@ -386,8 +392,8 @@ impl Vm {
                 if tech.working_set && image.working_set.is_empty() {
                     tracing::warn!(
                         "{} has no working set: run `twinkle image track --image {}` first",
-                        cfg.image.display(),
-                        cfg.image.display()
+                        cfg.image,
+                        cfg.image
                     );
                 }
                 let stats = Arc::new(crate::pager::PagerStats::default());

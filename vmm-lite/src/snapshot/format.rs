@@ -177,15 +177,20 @@ impl StateFile {
     /// Reads and checks the whole file: magic, version, header CRC, the
     /// section table's bounds, every section's CRC, and that every section is there.
     pub fn read(path: &Path) -> Result<StateFile, SnapshotError> {
+        let mut bytes = Vec::new();
+        File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|source| SnapshotError::Io { file: path.to_path_buf(), source })?;
+        StateFile::parse(bytes, path)
+    }
+
+    /// Checks the bytes of a `state.twnk` (read from `path`, a file or URL).
+    pub fn parse(bytes: Vec<u8>, path: &Path) -> Result<StateFile, SnapshotError> {
         let corrupt = |section: &str, problem: String| SnapshotError::Corrupt {
             file: path.to_path_buf(),
             section: section.to_string(),
             problem,
         };
-        let mut bytes = Vec::new();
-        File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|source| SnapshotError::Io { file: path.to_path_buf(), source })?;
         if bytes.len() < HEADER as usize || &bytes[..8] != MAGIC {
             return Err(corrupt("header", "not a twinkle snapshot (bad magic or too short)".into()));
         }

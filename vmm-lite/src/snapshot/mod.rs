@@ -7,10 +7,12 @@
 //! docs/snapshot-format.md describes both.
 
 pub mod format;
+pub mod serve;
+pub mod store;
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kvm_bindings::{kvm_fpu, kvm_regs, kvm_sregs};
 use serde::{Deserialize, Serialize};
@@ -65,14 +67,13 @@ pub fn write_working_set(dir: &Path, pages: &[u32], info: &WorkingSetInfo) -> Re
     std::fs::rename(&tmp, &path).map_err(io_err(&path))
 }
 
-/// Reads `working-set.bin` if there is one.
-pub fn read_working_set(dir: &Path, pages_in_image: u64) -> Result<Option<(Vec<u32>, WorkingSetInfo)>, SnapshotError> {
-    let path = dir.join(WORKING_SET_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(SnapshotError::Io { file: path, source: e }),
-    };
+/// Reads `working-set.bin` if the image has one.
+pub fn read_working_set(
+    store: &dyn store::ImageStore,
+    pages_in_image: u64,
+) -> Result<Option<(Vec<u32>, WorkingSetInfo)>, SnapshotError> {
+    let path = store.name(WORKING_SET_FILE);
+    let Some(bytes) = store.fetch(WORKING_SET_FILE)? else { return Ok(None) };
     let corrupt =
         |problem: String| SnapshotError::Corrupt { file: path.clone(), section: "working-set".into(), problem };
     if bytes.len() < 32 || &bytes[..8] != WS_MAGIC {
@@ -323,8 +324,10 @@ fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
 
 /// A checked image, ready to restore from.
 pub struct Image {
-    /// The directory.
-    pub dir: PathBuf,
+    /// Where its files come from.
+    pub store: Box<dyn store::ImageStore>,
+    /// Its memory file.
+    pub memory: std::sync::Arc<dyn store::MemorySource>,
     /// Metadata.
     pub meta: Meta,
     /// Registers.
@@ -346,10 +349,16 @@ pub struct Image {
 }
 
 impl Image {
-    /// Opens and checks an image directory (every section's CRC, sizes that
-    /// agree with each other and with memory.bin).
-    pub fn open(dir: &Path) -> Result<Image, SnapshotError> {
-        let state = StateFile::read(&dir.join(STATE_FILE))?;
+    /// Opens and checks an image (a directory or an `http://` address):
+    /// every section's CRC, sizes that agree with each other and with memory.bin.
+    pub fn open(spec: &str) -> Result<Image, SnapshotError> {
+        let store = store::open_store(spec)?;
+        let state_name = store.name(STATE_FILE);
+        let bytes = store.fetch(STATE_FILE)?.ok_or_else(|| SnapshotError::Io {
+            file: state_name.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "No such file"),
+        })?;
+        let state = StateFile::parse(bytes, &state_name)?;
         let meta: Meta = state.json(SectionId::Meta)?;
         let vcpu: VcpuState = state.json(SectionId::Vcpu)?;
         let net: NetState = state.json(SectionId::Net)?;
@@ -386,43 +395,42 @@ impl Image {
             return Err(corrupt(SectionId::PageCrc, format!("{} bytes, expected {}", raw.len(), pages * 4)));
         }
         let page_crcs = raw.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        let mem_path = dir.join(MEMORY_FILE);
-        let len = std::fs::metadata(&mem_path).map_err(io_err(&mem_path))?.len();
+        let memory: std::sync::Arc<dyn store::MemorySource> = std::sync::Arc::from(store.memory()?);
+        let len = memory.len()?;
         if len != meta.mem_size {
             return Err(SnapshotError::Corrupt {
-                file: mem_path,
+                file: memory.name(),
                 section: "memory".into(),
                 problem: format!("{len} bytes, the image says {}: truncated or from another image", meta.mem_size),
             });
         }
-        let ws = read_working_set(dir, pages)?;
-        let (working_set, working_set_info) = match ws {
+        let (working_set, working_set_info) = match read_working_set(store.as_ref(), pages)? {
             Some((p, i)) => (p, Some(i)),
             None => (Vec::new(), None),
         };
         Ok(Image {
-            working_set,
-            working_set_info,
-            dir: dir.to_path_buf(),
+            elf: state.section(SectionId::Elf).to_vec(),
+            store,
+            memory,
             meta,
             vcpu,
             net,
             bitmap,
             crcs,
             page_crcs,
-            elf: state.section(SectionId::Elf).to_vec(),
+            working_set,
+            working_set_info,
         })
     }
 
     /// Reads all of memory.bin into `mem`, checking every chunk (the `resume`
     /// strategy). Returns the bytes read.
     pub fn load_all(&self, mem: &GuestMemory) -> Result<u64, SnapshotError> {
-        let path = self.dir.join(MEMORY_FILE);
-        let f = File::open(&path).map_err(io_err(&path))?;
+        let path = self.memory.name();
         let mut buf = vec![0u8; CHUNK as usize];
         for (i, crc) in self.crcs.iter().enumerate() {
             let off = i as u64 * CHUNK;
-            format::read_exact_at(&f, &path, &mut buf, off)?;
+            self.memory.read_exact_at(&mut buf, off)?;
             if crc32fast::hash(&buf) != *crc {
                 return Err(SnapshotError::Corrupt {
                     file: path,
