@@ -396,7 +396,7 @@ impl Image {
         }
         let page_crcs = raw.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         let memory: std::sync::Arc<dyn store::MemorySource> = std::sync::Arc::from(store.memory()?);
-        let len = memory.len()?;
+        let len = memory.size()?;
         if len != meta.mem_size {
             return Err(SnapshotError::Corrupt {
                 file: memory.name(),

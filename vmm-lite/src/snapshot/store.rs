@@ -13,8 +13,8 @@ use super::format::SnapshotError;
 
 /// Random access to an image's memory file.
 pub trait MemorySource: Send + Sync {
-    /// The file's length.
-    fn len(&self) -> Result<u64, SnapshotError>;
+    /// The file's size in bytes.
+    fn size(&self) -> Result<u64, SnapshotError>;
     /// Fills `buf` from `offset`; a short file is an error.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<(), SnapshotError>;
     /// The name used in messages (a path or URL).
@@ -62,7 +62,7 @@ struct LocalFile {
 }
 
 impl MemorySource for LocalFile {
-    fn len(&self) -> Result<u64, SnapshotError> {
+    fn size(&self) -> Result<u64, SnapshotError> {
         self.file.metadata().map(|m| m.len()).map_err(|source| SnapshotError::Io { file: self.path.clone(), source })
     }
 
@@ -193,7 +193,7 @@ fn request(
 }
 
 impl MemorySource for HttpFile {
-    fn len(&self) -> Result<u64, SnapshotError> {
+    fn size(&self) -> Result<u64, SnapshotError> {
         let (status, body) = self.get_len()?;
         if status != 200 {
             return Err(http_err(&self.url(), format!("length query got {status}")));
