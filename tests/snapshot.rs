@@ -332,3 +332,55 @@ fn images_restore_from_an_image_server() {
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Snapshots taken at random points of a run: whatever the point, every
+/// strategy must finish the run exactly as the uninterrupted VM does.
+#[test]
+fn snapshots_at_random_points_resume_exactly() {
+    let dir = tmpdir("random");
+    // A small xorshift, seeded from the clock: each run tries other points.
+    let mut seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(7, |d| d.as_nanos() as u64) | 1;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let kinds = ["astar", "libquantum", "mcf", "omnetpp", "perlbench", "xalancbmk"];
+    for round in 0..3 {
+        let kind = kinds[next(kinds.len() as u64) as usize];
+        let iters = 4;
+        let at = next(iters);
+        let args = [format!("kind={kind}"), "mib=4".to_string(), format!("iters={iters}"), format!("ready_at={at}")];
+        let mut run =
+            vec!["vm".to_string(), "run".into(), "--app".into(), "workload".into(), "--mem-mib".into(), "32".into()];
+        for a in &args {
+            run.push("--arg".into());
+            run.push(a.clone());
+        }
+        let run_refs: Vec<&str> = run.iter().map(String::as_str).collect();
+        let (code, _, err) = twinkle(&run_refs);
+        assert_eq!(code, 0, "{err}");
+        let reference = checksum(&err);
+        let img = dir.join(format!("r{round}"));
+        let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut cmd = vec!["image", "build", "--app", "workload", "--mem-mib", "32", "--out"];
+        let img_s = img.display().to_string();
+        cmd.push(&img_s);
+        for a in &arg_refs {
+            cmd.push("--arg");
+            cmd.push(a);
+        }
+        let (code, _, err) = twinkle(&cmd);
+        assert_eq!(code, 0, "{err}");
+        let (code, _, err) = twinkle(&["image", "track", "--image", &img_s]);
+        assert_eq!(code, 0, "{err}");
+        for strategy in ["resume", "lazy", "mmap", "twinkle"] {
+            let (code, _, err) = twinkle(&["vm", "restore", "--image", &img_s, "--strategy", strategy]);
+            assert_eq!(code, 0, "{kind} ready_at={at} {strategy}: {err}");
+            assert_eq!(checksum(&err), reference, "{kind} snapshot after round {at}, {strategy}: wrong result");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
