@@ -516,6 +516,7 @@ fn print_event(event: vmm_lite::launch::LaunchEvent) {
             format!("created {}", serde_json::to_string(&t).unwrap_or_default())
         }
         vmm_lite::launch::LaunchEvent::Paged(p) => format!("paged {}", serde_json::to_string(&p).unwrap_or_default()),
+        vmm_lite::launch::LaunchEvent::Ended(m) => format!("ended {}", serde_json::to_string(&m).unwrap_or_default()),
     };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");

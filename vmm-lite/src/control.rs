@@ -44,6 +44,7 @@ pub struct VmShared {
     bell_cv: Condvar,
     waker: OnceLock<Arc<Notifier>>,
     ready_at: OnceLock<Instant>,
+    first_byte_at: OnceLock<Instant>,
     paused: Mutex<bool>,
     pause_cv: Condvar,
     parked: AtomicBool,
@@ -65,6 +66,7 @@ impl VmShared {
             bell_cv: Condvar::new(),
             waker: OnceLock::new(),
             ready_at: OnceLock::new(),
+            first_byte_at: OnceLock::new(),
             paused: Mutex::new(false),
             pause_cv: Condvar::new(),
             parked: AtomicBool::new(false),
@@ -203,6 +205,16 @@ impl VmShared {
     /// Records that the guest reported initialization done.
     pub fn set_ready(&self) -> bool {
         self.ready_at.set(Instant::now()).is_ok()
+    }
+
+    /// Records that the guest sent its first byte to a client (once).
+    pub fn set_first_byte(&self) {
+        let _ = self.first_byte_at.set(Instant::now());
+    }
+
+    /// Time from creation to the first byte the guest sent.
+    pub fn first_byte_after(&self) -> Option<Duration> {
+        self.first_byte_at.get().map(|t| t.duration_since(self.started))
     }
 
     /// Time from creation to the ready hypercall.

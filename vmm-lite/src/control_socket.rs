@@ -162,6 +162,7 @@ fn status(shared: &VmShared, info: &VmInfo) -> Value {
         "pid": std::process::id(),
         "uptime_ms": shared.started.elapsed().as_millis() as u64,
         "ready_after_ms": shared.ready_after().map(|d| d.as_secs_f64() * 1e3),
+        "first_byte_ms": shared.first_byte_after().map(|d| d.as_secs_f64() * 1e3),
         "memory": info.mem.as_ref().map(|m| {
             let pages = m.size() / guest_abi::PAGE_SIZE;
             json!({"pages": pages, "free_pages": crate::memory::count_free_pages(m)})

@@ -17,6 +17,19 @@ pub enum LaunchEvent {
     Created(CreateTimings),
     /// A restored VM ended: what its page server did.
     Paged(crate::pager::PagerReport),
+    /// The VM ended: its milestones, ms after creation.
+    Ended(Milestones),
+}
+
+/// When a VM reached its milestones, ms after creation began.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Milestones {
+    /// The guest reported Ready (a booted VM) or null (a restored one).
+    pub ready_ms: Option<f64>,
+    /// The guest sent its first byte to a client.
+    pub first_byte_ms: Option<f64>,
+    /// The VM ended.
+    pub ended_ms: f64,
 }
 
 /// Options of one VM run.
@@ -89,6 +102,7 @@ fn run_created(
         "VM created"
     );
     let pager = vm.pager_stats();
+    let shared = vm.shared();
     let _control = match control {
         Some(path) => Some(
             ControlSocket::start(path, vm.shared(), VmInfo { mem: Some(vm.memory()), pager: pager.clone(), ..info })
@@ -104,6 +118,12 @@ fn run_created(
     if let Some(p) = pager {
         on_event(LaunchEvent::Paged(p.report()));
     }
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    on_event(LaunchEvent::Ended(Milestones {
+        ready_ms: shared.ready_after().map(ms),
+        first_byte_ms: shared.first_byte_after().map(ms),
+        ended_ms: ms(shared.started.elapsed()),
+    }));
     Ok(exit)
 }
 

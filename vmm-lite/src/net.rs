@@ -595,6 +595,9 @@ impl Io {
                 }
                 let stat = if inbound { &self.shared.stats.bytes_in } else { &self.shared.stats.bytes_out };
                 stat.fetch_add(bytes, Ordering::Relaxed);
+                if !inbound && bytes > 0 {
+                    self.shared.set_first_byte();
+                }
                 self.post(Cqe { op: p.op as u8, conn: p.conn, result, user: p.user })
             }
             Done::Connected { op_id, stream } => {
