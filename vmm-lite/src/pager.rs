@@ -33,6 +33,10 @@ use crate::snapshot::{page_free, Image};
 const PAGE: usize = 4096;
 /// Largest run fetched with one read and one copy.
 const MAX_RUN: usize = 512;
+/// Working-set pages this close together are read as one range, the pages
+/// between them included: one large read instead of many small ones (what
+/// matters with a remote image, where every request costs a round trip).
+const WS_GAP: u64 = 32;
 
 /// Which techniques a restore uses.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
@@ -215,7 +219,7 @@ pub fn start(mem: &Arc<GuestMemory>, image: &Image, stats: Arc<PagerStats>, tech
         let mut ws: Vec<u64> = image.working_set.iter().map(|p| u64::from(*p)).filter(|p| *p < pages).collect();
         ws.sort_unstable();
         ws.dedup();
-        let n = shared.fetch_pages(&ws, Kind::WorkingSet);
+        let n = shared.fetch_coalesced(&ws, WS_GAP);
         shared.stats.working_set.fetch_add(n, Ordering::Relaxed);
         shared.stats.working_set_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
@@ -391,6 +395,26 @@ impl Shared {
             }
             done += self.fetch_run(p, n as u64, &mut buf, kind);
             i += n;
+        }
+        done
+    }
+
+    /// Fetches sorted pages as ranges that bridge gaps of up to `gap` pages
+    /// (at most [`MAX_RUN`] pages each). Returns the pages copied in.
+    fn fetch_coalesced(&self, pages: &[u64], gap: u64) -> u64 {
+        let mut buf = Vec::new();
+        let mut done = 0;
+        let mut i = 0;
+        while i < pages.len() {
+            let first = pages[i];
+            let mut last = first;
+            let mut j = i + 1;
+            while j < pages.len() && pages[j] - last <= gap + 1 && pages[j] - first < MAX_RUN as u64 {
+                last = pages[j];
+                j += 1;
+            }
+            done += self.fetch_run(first, last - first + 1, &mut buf, Kind::WorkingSet);
+            i = j;
         }
         done
     }
