@@ -152,6 +152,34 @@ enum BenchCmd {
         after_help = "Examples:\n  twinkle bench startup --json\n  twinkle bench startup --mem-mib 1024 --data-mib 256 --out results/startup"
     )]
     Startup(BenchStartupArgs),
+    /// Sweep of demand prediction's segment size N and threshold P (prediction alone: no working set, no background).
+    #[command(after_help = "Examples:\n  twinkle bench prediction --json\n  twinkle bench prediction --workloads mcf,omnetpp --segments 32,64,128 --thresholds 1,2,4")]
+    Prediction(BenchPredictionArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchPredictionArgs {
+    /// Guest memory, MiB.
+    #[arg(long, default_value_t = 128)]
+    mem_mib: u32,
+    /// Workload data size, MiB.
+    #[arg(long, default_value_t = 32)]
+    data_mib: u32,
+    /// Work rounds per run.
+    #[arg(long, default_value_t = 2)]
+    iters: u32,
+    /// Workloads to sweep.
+    #[arg(long, value_delimiter = ',', default_value = "astar,mcf,omnetpp,perlbench,xalancbmk")]
+    workloads: Vec<String>,
+    /// Segment sizes N (pages).
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128,256")]
+    segments: Vec<u32>,
+    /// Thresholds P (faults in a segment before the rest is fetched).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    thresholds: Vec<u32>,
+    /// Print JSON (otherwise a table).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -425,6 +453,34 @@ fn run(cmd: Command) -> Result<ExitCode> {
             Ok(if reply["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Bench(BenchCmd::Boot(a)) => bench_boot(a),
+        Command::Bench(BenchCmd::Prediction(a)) => {
+            let work = std::env::temp_dir().join(format!("twinkle-prediction-{}", std::process::id()));
+            let rows = bench::prediction::run_sweep(&bench::prediction::SweepOptions {
+                twinkle: std::env::current_exe().context("cannot find the twinkle binary")?,
+                mem_mib: a.mem_mib,
+                data_mib: a.data_mib,
+                iters: a.iters.max(1),
+                workloads: a.workloads,
+                segments: a.segments,
+                thresholds: a.thresholds,
+                work_dir: work.clone(),
+                progress: true,
+            });
+            let _ = std::fs::remove_dir_all(&work);
+            let rows = rows?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("| workload | N | P | demand faults | predicted pages | exec ms |\n| --- | --- | --- | --- | --- | --- |");
+                for r in rows {
+                    println!(
+                        "| {} | {} | {} | {} | {} | {:.1} |",
+                        r.workload, r.segment_pages, r.predict_after, r.demand_faults, r.predicted_pages, r.exec_ms
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(BenchCmd::Startup(a)) => {
             let work = std::env::temp_dir().join(format!("twinkle-startup-{}", std::process::id()));
             let r = bench::startup::run_bench(&bench::startup::StartupOptions {

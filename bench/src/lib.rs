@@ -7,7 +7,9 @@
 
 pub mod boot;
 pub mod httpload;
+pub mod prediction;
 pub mod process;
+mod runner;
 pub mod startup;
 pub mod stats;
 

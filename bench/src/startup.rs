@@ -16,6 +16,7 @@ use std::process::Command;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::runner::{checksum, created_ms, num_after, paged, run};
 use crate::BenchError;
 
 /// The six workloads.
@@ -95,47 +96,6 @@ pub struct StartupReport {
     pub rows: Vec<Row>,
     /// The 8 combinations of the three techniques (no background fetch).
     pub combinations: Vec<Combination>,
-}
-
-struct RunOut {
-    stdout: String,
-    stderr: String,
-}
-
-fn run(twinkle: &Path, args: &[String]) -> Result<RunOut, BenchError> {
-    let out = Command::new(twinkle)
-        .args(args)
-        .output()
-        .map_err(|source| BenchError::Io { what: format!("run {}", twinkle.display()), source })?;
-    let r = RunOut {
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    };
-    if !out.status.success() {
-        return Err(BenchError::Process(format!("`twinkle {}` failed: {}", args.join(" "), r.stderr)));
-    }
-    Ok(r)
-}
-
-/// The number after `key` (e.g. `"elapsed_us="` or `"\"demand_faults\":"`).
-fn num_after(text: &str, key: &str) -> Option<f64> {
-    let at = text.rfind(key)? + key.len();
-    text[at..].trim_start().split(|c: char| !(c.is_ascii_digit() || c == '.')).next()?.parse().ok()
-}
-
-fn checksum(text: &str) -> Option<String> {
-    let at = text.rfind("checksum=")? + 9;
-    text.get(at..at + 16).map(str::to_string)
-}
-
-fn created_ms(stdout: &str) -> f64 {
-    let line = stdout.lines().find(|l| l.starts_with("created ")).unwrap_or("");
-    ["\"vm_create_us\":", "\"load_us\":", "\"vcpu_us\":"].iter().filter_map(|k| num_after(line, k)).sum::<f64>() / 1e3
-}
-
-fn paged(stdout: &str, key: &str) -> Option<f64> {
-    let line = stdout.lines().find(|l| l.starts_with("paged "))?;
-    num_after(line, &format!("\"{key}\":"))
 }
 
 /// Runs the benchmark.
