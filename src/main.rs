@@ -153,7 +153,9 @@ enum BenchCmd {
     )]
     Startup(BenchStartupArgs),
     /// Sweep of demand prediction's segment size N and threshold P (prediction alone: no working set, no background).
-    #[command(after_help = "Examples:\n  twinkle bench prediction --json\n  twinkle bench prediction --workloads mcf,omnetpp --segments 32,64,128 --thresholds 1,2,4")]
+    #[command(
+        after_help = "Examples:\n  twinkle bench prediction --json\n  twinkle bench prediction --workloads mcf,omnetpp --segments 32,64,128 --thresholds 1,2,4"
+    )]
     Prediction(BenchPredictionArgs),
 }
 
@@ -284,8 +286,8 @@ struct VmRestoreArgs {
     /// twinkle strategy: no background fetch.
     #[arg(long)]
     no_background: bool,
-    /// Demand prediction: segment size in pages.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    /// Demand prediction: segment size in pages (the default comes from `bench prediction`, docs/results.md).
+    #[arg(long, value_name = "N", default_value_t = 128)]
     segment_pages: u32,
     /// Demand prediction: faults in a segment after which the rest is fetched.
     #[arg(long, value_name = "P", default_value_t = 2)]

@@ -96,7 +96,9 @@ pub fn run_sweep(o: &SweepOptions) -> Result<Vec<SweepRow>, BenchError> {
                     ],
                 )?;
                 if checksum(&out.stderr) != reference {
-                    return Err(BenchError::Process(format!("{w} N={n} P={p}: another checksum than the resident run")));
+                    return Err(BenchError::Process(format!(
+                        "{w} N={n} P={p}: another checksum than the resident run"
+                    )));
                 }
                 rows.push(SweepRow {
                     workload: w.clone(),

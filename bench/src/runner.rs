@@ -46,4 +46,3 @@ pub(crate) fn paged(stdout: &str, key: &str) -> Option<f64> {
     let line = stdout.lines().find(|l| l.starts_with("paged "))?;
     num_after(line, &format!("\"{key}\":"))
 }
-

@@ -10,8 +10,7 @@
 //! resident checksum, or the benchmark fails. Plus the table of demand faults
 //! for the 8 combinations of the three techniques.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;

@@ -68,7 +68,7 @@ impl Techniques {
             prediction: false,
             free_pages: true,
             background: false,
-            segment_pages: 64,
+            segment_pages: 128,
             predict_after: 2,
             huge_working_set: false,
         }
