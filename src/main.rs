@@ -195,7 +195,7 @@ struct BenchStartupArgs {
     /// Work rounds per run.
     #[arg(long, default_value_t = 3)]
     iters: u32,
-    /// Also write startup.csv, startup.json and startup.md into this directory.
+    /// Also write startup.csv, startup.json, startup.md and startup.svg (plot) into this directory.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Print the JSON report (otherwise the markdown table).
@@ -500,6 +500,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
                 std::fs::write(dir.join("startup.csv"), r.csv())?;
                 std::fs::write(dir.join("startup.json"), serde_json::to_string_pretty(&r)?)?;
                 std::fs::write(dir.join("startup.md"), r.markdown())?;
+                std::fs::write(dir.join("startup.svg"), bench::plot::startup_svg(&r)?)?;
             }
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);

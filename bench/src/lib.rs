@@ -7,6 +7,7 @@
 
 pub mod boot;
 pub mod httpload;
+pub mod plot;
 pub mod prediction;
 pub mod process;
 mod runner;
