@@ -14,6 +14,10 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// One chart: where it goes, its title, and the value it shows per row.
+type Panel<'a, 'b> =
+    (&'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>, &'static str, fn(&crate::startup::Row) -> f64);
+
 /// Start-up latency and execution overhead per strategy, one line per
 /// workload, both on log scales: the paper's two questions in one picture.
 pub fn startup_svg(r: &StartupReport) -> Result<String, BenchError> {
@@ -28,7 +32,7 @@ pub fn startup_svg(r: &StartupReport) -> Result<String, BenchError> {
             w.dedup();
             w
         };
-        let panels: [(&DrawingArea<SVGBackend, plotters::coord::Shift>, &str, fn(&crate::startup::Row) -> f64); 2] = [
+        let panels: [Panel<'_, '_>; 2] = [
             (&left, "start-up latency (ms, log)", |x| x.startup_ms.max(0.1)),
             (&right, "execution time / resident (log)", |x| (1.0 + x.exec_overhead_pct / 100.0).max(0.5)),
         ];
