@@ -157,6 +157,16 @@ enum BenchCmd {
         after_help = "Examples:\n  twinkle bench prediction --json\n  twinkle bench prediction --workloads mcf,omnetpp --segments 32,64,128 --thresholds 1,2,4"
     )]
     Prediction(BenchPredictionArgs),
+    /// Draw the SVG plot of a saved `bench startup` JSON report.
+    #[command(after_help = "Examples:\n  twinkle bench plot --startup results/startup.json --out results/startup.svg")]
+    Plot {
+        /// A JSON report of `bench startup --json` (or its startup.json).
+        #[arg(long, value_name = "FILE")]
+        startup: PathBuf,
+        /// The SVG to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -455,6 +465,15 @@ fn run(cmd: Command) -> Result<ExitCode> {
             Ok(if reply["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Bench(BenchCmd::Boot(a)) => bench_boot(a),
+        Command::Bench(BenchCmd::Plot { startup, out }) => {
+            let text =
+                std::fs::read_to_string(&startup).with_context(|| format!("cannot read {}", startup.display()))?;
+            let report: bench::startup::StartupReport = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a `bench startup` JSON report", startup.display()))?;
+            std::fs::write(&out, bench::plot::startup_svg(&report)?)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(BenchCmd::Prediction(a)) => {
             let work = std::env::temp_dir().join(format!("twinkle-prediction-{}", std::process::id()));
             let rows = bench::prediction::run_sweep(&bench::prediction::SweepOptions {

@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::runner::{checksum, created_ms, num_after, paged, run};
 use crate::BenchError;
@@ -41,7 +41,7 @@ pub struct StartupOptions {
 }
 
 /// One workload under one strategy.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
     /// Workload name.
     pub workload: String,
@@ -62,7 +62,7 @@ pub struct Row {
 }
 
 /// Demand faults of one technique combination.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Combination {
     /// Workload.
     pub workload: String,
@@ -79,10 +79,10 @@ pub struct Combination {
 }
 
 /// The benchmark's result.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StartupReport {
     /// Always "startup".
-    pub bench: &'static str,
+    pub bench: String,
     /// Guest memory, MiB.
     pub mem_mib: u32,
     /// Workload data, MiB.
@@ -109,7 +109,7 @@ pub fn run_bench(o: &StartupOptions) -> Result<StartupReport, BenchError> {
     std::fs::create_dir_all(&o.work_dir)
         .map_err(|source| BenchError::Io { what: format!("create {}", o.work_dir.display()), source })?;
     let mut report = StartupReport {
-        bench: "startup",
+        bench: "startup".into(),
         mem_mib: o.mem_mib,
         data_mib: o.data_mib,
         resident_exec_ms: Vec::new(),
