@@ -221,6 +221,18 @@ fn bad_images_are_refused_with_file_section_and_problem() {
     std::fs::remove_file(d.join("state.twnk")).expect("rm");
     expect_refused(&d, &[], &["state.twnk", "No such file"]);
 
+    // A damaged working-set file is refused too (it decides what is loaded).
+    let d = copy("working-set");
+    let (code, _, err) = twinkle(&["image", "track", "--image", &d.display().to_string(), "--max-window", "1s"]);
+    assert_eq!(code, 0, "{err}");
+    edit(&d, "working-set.bin", &|b| {
+        let n = b.len();
+        b[n - 1] ^= 0x20;
+    });
+    expect_refused(&d, &["--strategy", "twinkle"], &["working-set.bin: section working-set: checksum mismatch"]);
+    edit(&d, "working-set.bin", &|b| b.truncate(20));
+    expect_refused(&d, &["--strategy", "twinkle"], &["working-set.bin: section working-set: not a working-set file"]);
+
     expect_refused(&good, &["--expect-app", "rubis"], &["the image is of app \"hello\", not \"rubis\""]);
     expect_refused(&good, &["--connect", "redis=127.0.0.1:6379"], &["endpoint \"redis\" is not one the guest knows"]);
     let (code, _, err) = twinkle(&["vm", "restore", "--image", &good.display().to_string(), "--strategy", "warp"]);
