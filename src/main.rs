@@ -107,8 +107,8 @@ struct ImageTrackArgs {
     /// Where the image's endpoints are now.
     #[arg(long, value_name = "NAME=HOST:PORT")]
     connect: Vec<String>,
-    /// Longest tracking window.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration_arg)]
+    /// Longest tracking window (a lazily restored run is several times slower than a resident one).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration_arg)]
     max_window: Duration,
     /// New pages per 100 ms below which the working set is considered complete.
     #[arg(long, default_value_t = 8)]
