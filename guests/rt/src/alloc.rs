@@ -5,9 +5,10 @@
 //! one the VMM reads at snapshot time: a page whose bit is set holds nothing
 //! the guest needs, so the VMM neither saves nor fetches it (free-page
 //! avoidance) and may hand it back as zeros. Small objects (up to 2 KiB) come
-//! from slab pages carved into blocks of one power-of-two size; slab pages are
-//! kept (not returned) once made, so their bits stay 0. Large objects are runs
-//! of pages, returned to the bitmap when freed.
+//! from slab pages carved into blocks of one power-of-two size; each slab page
+//! keeps its own free list and count (in a side table at the start of the
+//! heap), and a slab page whose last block is freed goes back to the bitmap.
+//! Large objects are runs of pages, returned to the bitmap when freed.
 //!
 //! The guest is single-threaded: a flag catches re-entrance (an allocation
 //! from inside the allocator) and stops with a clear message.
@@ -21,13 +22,36 @@ const CLASSES: usize = 8; // 16, 32, ..., 2048
 const MIN_CLASS: usize = 16;
 const MAX_SMALL: usize = 2048;
 
+/// No page / no block.
+const NONE: u32 = u32::MAX;
+const NONE16: u16 = u16::MAX;
+
+/// Side-table entry of a slab page.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct SlabMeta {
+    /// Next and previous page of the class's list of pages with free blocks.
+    next: u32,
+    prev: u32,
+    /// First free block (its first two bytes hold the next one's index).
+    free_head: u16,
+    /// Blocks handed out.
+    used: u16,
+    /// Blocks carved so far; those at and after it were never used.
+    carved: u16,
+    class: u16,
+}
+
 struct State {
     bitmap: *mut u64,
     pages: usize,
     heap_first: usize,
     heap_last: usize,
     hint: usize,
-    free_lists: [*mut u8; CLASSES],
+    /// Per class: the first slab page with a free block (page number) or NONE.
+    partial: [u32; CLASSES],
+    /// Side table, one entry per heap page (indexed by page - heap_first).
+    meta: *mut SlabMeta,
     used_pages: usize,
     busy: bool,
 }
@@ -51,7 +75,8 @@ impl PageAllocator {
                 heap_first: 0,
                 heap_last: 0,
                 hint: 0,
-                free_lists: [ptr::null_mut(); CLASSES],
+                partial: [NONE; CLASSES],
+                meta: ptr::null_mut(),
                 used_pages: 0,
                 busy: false,
             }),
@@ -79,6 +104,13 @@ impl PageAllocator {
             s.set_free(p, true);
         }
         s.hint = s.heap_first;
+        // The slab side table takes the first heap pages.
+        let entries = s.heap_last.saturating_sub(s.heap_first);
+        let table_pages = (entries * core::mem::size_of::<SlabMeta>()).div_ceil(PAGE);
+        s.meta = s.alloc_pages(table_pages.max(1), 1).cast::<SlabMeta>();
+        if s.meta.is_null() {
+            crate::hypercall::panic_exit(b"heap too small for the allocator's side table");
+        }
     }
 
     /// Pages in use (slabs and large objects).
@@ -168,6 +200,98 @@ impl State {
     }
 }
 
+impl State {
+    fn meta(&mut self, page: u32) -> &mut SlabMeta {
+        // SAFETY: `page` is a heap page (slab pages come from the heap), so its
+        // index is inside the side table made in `init`.
+        unsafe { &mut *self.meta.add(page as usize - self.heap_first) }
+    }
+
+    fn unlink(&mut self, page: u32, c: usize) {
+        let (next, prev) = {
+            let m = self.meta(page);
+            (m.next, m.prev)
+        };
+        if prev == NONE {
+            self.partial[c] = next;
+        } else {
+            self.meta(prev).next = next;
+        }
+        if next != NONE {
+            self.meta(next).prev = prev;
+        }
+    }
+
+    fn push_partial(&mut self, page: u32, c: usize) {
+        let head = self.partial[c];
+        {
+            let m = self.meta(page);
+            m.next = head;
+            m.prev = NONE;
+        }
+        if head != NONE {
+            self.meta(head).prev = page;
+        }
+        self.partial[c] = page;
+    }
+
+    fn alloc_small(&mut self, c: usize) -> *mut u8 {
+        let size = MIN_CLASS << c;
+        let per_page = (PAGE / size) as u16;
+        if self.partial[c] == NONE {
+            let base = self.alloc_pages(1, 1);
+            if base.is_null() {
+                return ptr::null_mut();
+            }
+            let page = (base as usize / PAGE) as u32;
+            *self.meta(page) =
+                SlabMeta { next: NONE, prev: NONE, free_head: NONE16, used: 0, carved: 0, class: c as u16 };
+            self.push_partial(page, c);
+        }
+        let page = self.partial[c];
+        let base = page as usize * PAGE;
+        let m = self.meta(page);
+        let idx = if m.free_head != NONE16 {
+            let i = m.free_head;
+            // SAFETY: a free block of this slab page holds the next index.
+            m.free_head = unsafe { ((base + i as usize * size) as *const u16).read() };
+            i
+        } else {
+            let i = m.carved;
+            m.carved += 1;
+            i
+        };
+        m.used += 1;
+        let full = m.used == per_page;
+        if full {
+            self.unlink(page, c);
+        }
+        (base + idx as usize * size) as *mut u8
+    }
+
+    fn free_small(&mut self, p: *mut u8, c: usize) {
+        let size = MIN_CLASS << c;
+        let per_page = (PAGE / size) as u16;
+        let page = (p as usize / PAGE) as u32;
+        let idx = ((p as usize % PAGE) / size) as u16;
+        let m = self.meta(page);
+        let was_full = m.used == per_page;
+        // SAFETY: `p` is a block of this page, ours again; it stores the list link.
+        unsafe { p.cast::<u16>().write(m.free_head) };
+        m.free_head = idx;
+        m.used -= 1;
+        let empty = m.used == 0;
+        if empty {
+            if !was_full {
+                self.unlink(page, c);
+            }
+            self.free_pages((page as usize * PAGE) as *mut u8, 1);
+        } else if was_full {
+            self.push_partial(page, c);
+        }
+    }
+}
+
 fn class_of(layout: &Layout) -> Option<usize> {
     let size = layout.size().max(layout.align()).max(MIN_CLASS);
     if size > MAX_SMALL {
@@ -186,30 +310,7 @@ unsafe impl GlobalAlloc for PageAllocator {
         }
         s.busy = true;
         let out = match class_of(&layout) {
-            Some(c) => {
-                if s.free_lists[c].is_null() {
-                    let page = s.alloc_pages(1, 1);
-                    if !page.is_null() {
-                        let block = MIN_CLASS << c;
-                        let mut off = 0;
-                        while off + block <= PAGE {
-                            // SAFETY: the block lies inside the page just allocated.
-                            unsafe {
-                                let b = page.add(off);
-                                b.cast::<*mut u8>().write(s.free_lists[c]);
-                                s.free_lists[c] = b;
-                            }
-                            off += block;
-                        }
-                    }
-                }
-                let head = s.free_lists[c];
-                if !head.is_null() {
-                    // SAFETY: free blocks hold the next pointer in their first word.
-                    s.free_lists[c] = unsafe { head.cast::<*mut u8>().read() };
-                }
-                head
-            }
+            Some(c) => s.alloc_small(c),
             None => {
                 let n = layout.size().div_ceil(PAGE);
                 let align = (layout.align() / PAGE).max(1);
@@ -224,11 +325,7 @@ unsafe impl GlobalAlloc for PageAllocator {
         // SAFETY: single-threaded, as in alloc.
         let s = unsafe { &mut *self.state.get() };
         match class_of(&layout) {
-            Some(c) => {
-                // SAFETY: `p` was a block of this class; it becomes the list head.
-                unsafe { p.cast::<*mut u8>().write(s.free_lists[c]) };
-                s.free_lists[c] = p;
-            }
+            Some(c) => s.free_small(p, c),
             None => s.free_pages(p, layout.size().div_ceil(PAGE)),
         }
     }
