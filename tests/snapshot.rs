@@ -9,11 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn require_kvm() {
-    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
-        panic!("these tests start real KVM virtual machines and need /dev/kvm, which cannot be opened here: {e}");
-    }
-}
+mod common;
+
+use common::require_kvm;
 
 fn twinkle(args: &[&str]) -> (i32, String, String) {
     require_kvm();

@@ -6,11 +6,9 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn require_kvm() {
-    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
-        panic!("these tests start real KVM virtual machines and need /dev/kvm, which cannot be opened here: {e}");
-    }
-}
+mod common;
+
+use common::require_kvm;
 
 fn twinkle() -> Command {
     Command::new(env!("CARGO_BIN_EXE_twinkle"))

@@ -79,33 +79,13 @@ impl GuestMemory {
     /// Maps `size` bytes (a multiple of 2 MiB) of zeroed anonymous memory,
     /// reserving no swap (MAP_NORESERVE) and asking for transparent huge pages.
     pub fn new(size: u64) -> Result<GuestMemory, MemoryError> {
-        if size == 0 || size % guest_abi::HUGE_PAGE_SIZE != 0 {
-            return Err(MemoryError::BadSize(size));
-        }
-        let len = usize::try_from(size).map_err(|_| MemoryError::BadSize(size))?;
-        // SAFETY: a fresh anonymous mapping at an address the kernel chooses;
-        // no existing memory is affected. The result is checked below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(MemoryError::Map { size, source: std::io::Error::last_os_error() });
-        }
-        // SAFETY: `p` is the start of the `len`-byte mapping made above.
-        // MADV_HUGEPAGE is advice; failure only means 4 KiB host pages.
+        let mem = Self::map(size, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1)?;
+        // SAFETY: the range is exactly the mapping just made. MADV_HUGEPAGE is
+        // advice; failure only means 4 KiB host pages.
         unsafe {
-            libc::madvise(p, len, libc::MADV_HUGEPAGE);
+            libc::madvise(mem.ptr.as_ptr().cast(), mem.size as usize, libc::MADV_HUGEPAGE);
         }
-        let ptr = NonNull::new(p.cast::<u8>())
-            .ok_or_else(|| MemoryError::Map { size, source: std::io::Error::other("mmap returned null") })?;
-        Ok(GuestMemory { ptr, size })
+        Ok(mem)
     }
 
     /// Maps `size` bytes of `file` privately as guest memory: pages are read
@@ -113,22 +93,20 @@ impl GuestMemory {
     /// the file itself is never modified (the `mmap` restore strategy).
     pub fn map_file(file: &std::fs::File, size: u64) -> Result<GuestMemory, MemoryError> {
         use std::os::fd::AsRawFd;
+        Self::map(size, libc::MAP_PRIVATE, file.as_raw_fd())
+    }
+
+    /// A new read-write mapping of `size` bytes with `flags` (of `fd`, or
+    /// anonymous with -1) at an address the kernel chooses.
+    fn map(size: u64, flags: libc::c_int, fd: libc::c_int) -> Result<GuestMemory, MemoryError> {
         if size == 0 || size % guest_abi::HUGE_PAGE_SIZE != 0 {
             return Err(MemoryError::BadSize(size));
         }
         let len = usize::try_from(size).map_err(|_| MemoryError::BadSize(size))?;
-        // SAFETY: a new private mapping of an open file at an address the
-        // kernel chooses; writes go to private copies, never to the file.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE,
-                file.as_raw_fd(),
-                0,
-            )
-        };
+        // SAFETY: a fresh private mapping (anonymous, or of an open file whose
+        // writes go to private copies) at an address the kernel chooses; no
+        // existing memory is affected. The result is checked below.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, fd, 0) };
         if p == libc::MAP_FAILED {
             return Err(MemoryError::Map { size, source: std::io::Error::last_os_error() });
         }

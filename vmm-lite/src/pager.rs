@@ -101,6 +101,8 @@ pub struct PagerStats {
     pub working_set_ns: AtomicU64,
     /// Pages in first-touch order, when recording (working-set estimation).
     pub touched: Mutex<Option<Vec<u32>>>,
+    /// Whether `touched` records (checked per fault without taking the lock).
+    recording: AtomicBool,
     /// Set when the VM has ended: the background fetch stops.
     pub stop: AtomicBool,
 }
@@ -145,6 +147,7 @@ impl PagerStats {
     /// Starts recording pages in first-touch order.
     pub fn record(&self) {
         *self.touched.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+        self.recording.store(true, Ordering::SeqCst);
     }
 
     /// The pages recorded so far.
@@ -446,8 +449,10 @@ impl Shared {
             let Some(p) = host.checked_sub(self.base).map(|o| o / PAGE as u64).filter(|p| *p < self.pages) else {
                 self.fatal(format!("fault at {host:#x}, outside guest memory"));
             };
-            if let Some(t) = self.stats.touched.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-                t.push(p as u32);
+            if self.stats.recording.load(Ordering::Relaxed) {
+                if let Some(t) = self.stats.touched.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                    t.push(p as u32);
+                }
             }
             if self.free(p) {
                 self.stats.zero.fetch_add(1, Ordering::Relaxed);

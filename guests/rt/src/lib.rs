@@ -69,6 +69,11 @@ pub fn args() -> impl Iterator<Item = &'static str> {
     (0..b.argc).filter_map(move |i| b.arg(i).and_then(|a| core::str::from_utf8(a).ok()))
 }
 
+/// The value of a `name=value` argument, if given.
+pub fn arg_value(name: &str) -> Option<&'static str> {
+    args().find_map(|a| a.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+}
+
 /// The i-th argument.
 pub fn arg(i: u32) -> Option<&'static str> {
     boot().arg(i).and_then(|a| core::str::from_utf8(a).ok())

@@ -25,7 +25,7 @@ use core::fmt::Write;
 twinkle_rt::entry!(main);
 
 fn setting(name: &str, default: &'static str) -> &'static str {
-    twinkle_rt::args().find_map(|a| a.strip_prefix(name).and_then(|r| r.strip_prefix('='))).unwrap_or(default)
+    twinkle_rt::arg_value(name).unwrap_or(default)
 }
 
 /// xorshift64: deterministic data.

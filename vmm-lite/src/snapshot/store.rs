@@ -184,7 +184,9 @@ fn request(
         }
     }
     let len = len.ok_or_else(|| std::io::Error::other("response without Content-Length"))?;
-    if len > (1 << 31) {
+    // Nothing we ask for is larger than a state file (sections are capped at
+    // 64 MiB); a bigger answer is refused before anything is allocated.
+    if len > super::format::MAX_SECTION * 4 {
         return Err(std::io::Error::other(format!("response of {len} bytes is too large")));
     }
     let mut body = vec![0u8; len as usize];
