@@ -32,6 +32,10 @@ demo: build
 ## The benchmarks (release build); results in docs/results.md.
 bench: release
 	target/release/twinkle bench boot --json
+	target/release/twinkle bench proxy --json
+	target/release/twinkle bench proxy --upstreams 4 --connections 256 --json
+	@if [ "$$(id -u)" = 0 ]; then target/release/twinkle host prepare --huge-pages 600; fi
+	target/release/twinkle bench startup --json
 
 clean:
 	$(CARGO) clean

@@ -12,7 +12,19 @@ step() {
   local rc=${PIPESTATUS[0]}
   if [ "$rc" -ne 0 ]; then status=$rc; fi
 }
-step $CARGO test --workspace --all-targets
+# Restore tests take guest memory from the host's 2 MiB huge-page pool
+# (vmm-lite/src/memory.rs, tests/snapshot.rs): reserve it when we may.
+pool=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+want=256
+if [ -r "$pool" ] && [ "$(cat "$pool")" -lt "$want" ]; then
+  if [ -w "$pool" ]; then
+    echo "$want" > "$pool"
+    echo "+ huge-page pool: $(cat "$pool") pages of 2 MiB"
+  else
+    echo "note: the restore tests need $want huge pages; as root: sysctl vm.nr_hugepages=$want" >&2
+  fi
+fi
+step $CARGO test --workspace --all-targets --no-fail-fast
 step $CARGO test --workspace --doc
 step $CARGO test --manifest-path guests/abi/Cargo.toml --target-dir target/guests-host --lib
 # The shipped example policies must check; a known-bad one must not.

@@ -49,6 +49,56 @@ enum Command {
     /// The image store: serve image directories to other hosts.
     #[command(subcommand)]
     Images(ImagesCmd),
+    /// Prepare and inspect this host's resources for VMs.
+    #[command(subcommand)]
+    Host(HostCmd),
+    /// The HTTP load balancer alone, with a static pool (the engine `twinkle serve` runs).
+    #[command(
+        after_help = "Examples:\n  twinkle dispatch --listen 127.0.0.1:8080 --upstream 127.0.0.1:8001 --upstream 127.0.0.1:8002\n  twinkle dispatch --policy policies/examples/two-services.toml --upstream rubis=127.0.0.1:8001 --upstream tpcw=127.0.0.1:8002\n  curl -s 127.0.0.1:9090/status; curl -s 127.0.0.1:9090/metrics\n  curl -s -XPOST 127.0.0.1:9090/services/default/upstreams -d '{\"addr\":\"127.0.0.1:8003\"}'\n  curl -s -XDELETE 127.0.0.1:9090/services/default/upstreams/127.0.0.1:8001"
+    )]
+    Dispatch(DispatchArgs),
+}
+
+#[derive(Args, Debug)]
+struct DispatchArgs {
+    /// Client-facing address (port 0: any free port; printed on stdout). Default: the policy's, else 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// An upstream: IP:PORT (the only service), or SERVICE=IP:PORT with a policy of several services.
+    #[arg(long, value_name = "[SERVICE=]ADDR")]
+    upstream: Vec<String>,
+    /// Admin API address (status, metrics, pool changes). Default: the policy's, else 127.0.0.1:9090.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<String>,
+    /// Bearer token of the admin API (required when it is not on loopback).
+    #[arg(long, value_name = "TOKEN", env = "TWINKLE_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+    /// Services, routes, timeouts and limits from a policy file.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Worker threads (default: the policy's, else one per core).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// No active health checks (passive ejection still applies).
+    #[arg(long)]
+    no_health_checks: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum HostCmd {
+    /// Size the 2 MiB huge-page pool that restored VMs take their memory from (root), and touch its pages once
+    /// so that they are backed by real memory before a VM needs them.
+    #[command(
+        after_help = "Examples:\n  twinkle host prepare --huge-pages 2048   # 4 GiB of guest memory at resident speed\n  twinkle host prepare                     # only touch the pool's free pages\n  twinkle host prepare --json"
+    )]
+    Prepare {
+        /// Pool size in 2 MiB pages (vm.nr_hugepages); the pool is left as it is when not given.
+        #[arg(long, value_name = "N")]
+        huge_pages: Option<u64>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -152,6 +202,11 @@ enum BenchCmd {
         after_help = "Examples:\n  twinkle bench startup --json\n  twinkle bench startup --mem-mib 1024 --data-mib 256 --out results/startup"
     )]
     Startup(BenchStartupArgs),
+    /// The dispatcher against nginx and HAProxy as reverse proxies (same client, same upstream, one core each).
+    #[command(
+        after_help = "Examples:\n  twinkle bench proxy --json\n  twinkle bench proxy --upstreams 4 --connections 256 --json"
+    )]
+    Proxy(BenchProxyArgs),
     /// Sweep of demand prediction's segment size N and threshold P (prediction alone: no working set, no background).
     #[command(
         after_help = "Examples:\n  twinkle bench prediction --json\n  twinkle bench prediction --workloads mcf,omnetpp --segments 32,64,128 --thresholds 1,2,4"
@@ -205,10 +260,39 @@ struct BenchStartupArgs {
     /// Work rounds per run.
     #[arg(long, default_value_t = 3)]
     iters: u32,
+    /// Runs of every row and of the resident reference, interleaved; medians are reported.
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
+    /// Rows `twinkle` and `resume-huge` with guest memory from the huge-page pool: auto (when the pool has room
+    /// for one guest), on, or off. See `twinkle host prepare`.
+    #[arg(long, value_name = "auto|on|off", default_value = "auto", value_parser = vmm_lite::vm::HugePages::parse)]
+    huge_pages: vmm_lite::vm::HugePages,
     /// Also write startup.csv, startup.json, startup.md and startup.svg (plot) into this directory.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Print the JSON report (otherwise the markdown table).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct BenchProxyArgs {
+    /// Client connections.
+    #[arg(long, default_value_t = 32)]
+    connections: u32,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5)]
+    secs: u32,
+    /// Rounds; each measures every target once, and medians are reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Upstream addresses behind each proxy.
+    #[arg(long, default_value_t = 1)]
+    upstreams: u32,
+    /// Pin each proxy to CPU 1, the client and the upstream to CPU 0 (taskset).
+    #[arg(long)]
+    pin: bool,
+    /// Print the JSON report (otherwise a markdown table).
     #[arg(long)]
     json: bool,
 }
@@ -302,9 +386,10 @@ struct VmRestoreArgs {
     /// Demand prediction: faults in a segment after which the rest is fetched.
     #[arg(long, value_name = "P", default_value_t = 2)]
     predict_after: u32,
-    /// twinkle strategy: load the working set as whole 2 MiB chunks into huge pages.
-    #[arg(long)]
-    huge_working_set: bool,
+    /// Guest memory from the host's 2 MiB huge-page pool: auto (twinkle and resume, when the pool has room),
+    /// on, or off. See `twinkle host prepare`.
+    #[arg(long, value_name = "auto|on|off", default_value = "auto", value_parser = vmm_lite::vm::HugePages::parse)]
+    huge_pages: vmm_lite::vm::HugePages,
 }
 
 fn parse_strategy(s: &str) -> Result<vmm_lite::vm::Strategy, String> {
@@ -427,6 +512,8 @@ fn run(cmd: Command) -> Result<ExitCode> {
         Command::Vm(VmCmd::Run(a)) => vm_run(a),
         Command::Vm(VmCmd::Restore(a)) => vm_restore(a),
         Command::Image(ImageCmd::Build(a)) => image_build(a),
+        Command::Host(HostCmd::Prepare { huge_pages, json }) => host_prepare(huge_pages, json),
+        Command::Dispatch(a) => dispatch(a),
         Command::Images(ImagesCmd::Serve { dir, listen, link }) => {
             if !dir.is_dir() {
                 anyhow::bail!("--dir {}: not a directory", dir.display());
@@ -465,6 +552,27 @@ fn run(cmd: Command) -> Result<ExitCode> {
             Ok(if reply["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Bench(BenchCmd::Boot(a)) => bench_boot(a),
+        Command::Bench(BenchCmd::Proxy(a)) => {
+            let work = std::env::temp_dir().join(format!("twinkle-proxy-{}", std::process::id()));
+            let r = bench::proxy::run_bench(&bench::proxy::ProxyOptions {
+                twinkle: std::env::current_exe().context("cannot find the twinkle binary")?,
+                connections: a.connections.max(1),
+                secs: a.secs.max(1),
+                rounds: a.rounds.max(1),
+                upstreams: a.upstreams.max(1),
+                work_dir: work.clone(),
+                progress: !a.json,
+                pin: a.pin,
+            });
+            let _ = std::fs::remove_dir_all(&work);
+            let r = r?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", r.markdown());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(BenchCmd::Plot { startup, out }) => {
             let text =
                 std::fs::read_to_string(&startup).with_context(|| format!("cannot read {}", startup.display()))?;
@@ -511,6 +619,8 @@ fn run(cmd: Command) -> Result<ExitCode> {
                 iters: a.iters.max(1),
                 work_dir: work.clone(),
                 progress: true,
+                repeat: a.repeat.max(1),
+                huge_pages: bench_huge_pages(a.huge_pages, a.mem_mib)?,
             });
             let _ = std::fs::remove_dir_all(&work);
             let r = r?;
@@ -649,12 +759,126 @@ fn vm_restore(a: VmRestoreArgs) -> Result<ExitCode> {
                 background: base.background && !a.no_background,
                 segment_pages: a.segment_pages.max(1),
                 predict_after: a.predict_after,
-                huge_working_set: a.huge_working_set,
             })
         },
+        huge_pages: a.huge_pages,
     };
     let exit = vmm_lite::launch::restore(opts, print_event).with_context(|| format!("cannot restore {name}"))?;
     Ok(report_exit(&name, exit))
+}
+
+fn dispatch(a: DispatchArgs) -> Result<ExitCode> {
+    let mut cfg = match &a.policy {
+        Some(f) => {
+            let p = policies::load_policy_file(f).map_err(|e| anyhow::anyhow!("{e}"))?;
+            dispatcher::DispatchConfig::from_policy(&p)
+        }
+        None => dispatcher::DispatchConfig::single_service(Vec::new()),
+    };
+    for u in &a.upstream {
+        let (service, addr) = match u.split_once('=') {
+            Some((s, addr)) => (s.to_string(), addr),
+            None if cfg.services.len() == 1 => (cfg.services[0].name.clone(), u.as_str()),
+            None => anyhow::bail!(
+                "--upstream {u}: the policy has {} services; say which one takes it: --upstream SERVICE={u}",
+                cfg.services.len()
+            ),
+        };
+        let addr = dispatcher::parse_addr("--upstream", addr)?;
+        cfg.service_mut(&service)?.upstreams.push(addr);
+    }
+    if let Some(l) = a.listen {
+        cfg.listen = l;
+    }
+    if let Some(ad) = a.admin {
+        cfg.admin_listen = Some(ad);
+    }
+    if a.admin_token.is_some() {
+        cfg.admin_token = a.admin_token;
+    }
+    if let Some(t) = a.threads {
+        cfg.threads = t.max(1);
+    }
+    cfg.active_health = !a.no_health_checks;
+    let d = dispatcher::Dispatcher::start(cfg).context("cannot start the dispatcher")?;
+    println!("listening on {}", d.local_addr());
+    if let Some(ad) = d.admin_addr() {
+        println!("admin on {ad}");
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    d.run_until_signal()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `bench startup` may give guests memory from the huge-page pool.
+fn bench_huge_pages(setting: vmm_lite::vm::HugePages, mem_mib: u32) -> Result<bool> {
+    use vmm_lite::vm::HugePages;
+    let pool = vmm_lite::memory::HugePool::read();
+    let needed = u64::from(mem_mib).div_ceil(2);
+    let fits = pool.available() >= needed;
+    match setting {
+        HugePages::Off => Ok(false),
+        HugePages::On if !fits => anyhow::bail!(
+            "--huge-pages on: a {mem_mib} MiB guest needs {needed} free 2 MiB huge pages, the pool has {}; \
+             run `twinkle host prepare --huge-pages {needed}` as root",
+            pool.available()
+        ),
+        HugePages::On => Ok(true),
+        HugePages::Auto => {
+            if !fits {
+                eprintln!(
+                    "note: the huge-page pool has {} free pages, a guest needs {needed}: rows twinkle-4k and \
+                     resume-huge are left out and twinkle uses ordinary memory (`twinkle host prepare --huge-pages \
+                     {needed}` as root adds them)",
+                    pool.available()
+                );
+            }
+            Ok(fits)
+        }
+    }
+}
+
+fn host_prepare(pages: Option<u64>, json: bool) -> Result<ExitCode> {
+    use vmm_lite::memory::HugePool;
+    let before = HugePool::read();
+    let after = match pages {
+        Some(n) => HugePool::resize(n).with_context(|| {
+            format!(
+                "cannot set the huge-page pool to {n} pages (writing /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages \
+                 needs root; or `sysctl vm.nr_hugepages={n}`)"
+            )
+        })?,
+        None => before,
+    };
+    if let Some(n) = pages {
+        if after.total < n {
+            eprintln!(
+                "warning: asked for {n} huge pages, the kernel granted {} (memory is fragmented or short; \
+                 reserve them early after boot)",
+                after.total
+            );
+        }
+    }
+    let t0 = std::time::Instant::now();
+    let warmed = HugePool::warm().context("cannot touch the huge-page pool")?;
+    let warm_ms = t0.elapsed().as_secs_f64() * 1e3;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"before": before, "after": after, "warmed_pages": warmed, "warm_ms": warm_ms})
+        );
+    } else {
+        println!(
+            "huge-page pool: {} pages ({} MiB), {} free; was {} pages",
+            after.total,
+            after.total * 2,
+            after.free,
+            before.total
+        );
+        println!("touched {warmed} free pages in {warm_ms:.1} ms");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn image_build(a: ImageBuildArgs) -> Result<ExitCode> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::require_kvm;
+use common::{require_huge_pages, require_kvm};
 
 fn twinkle(args: &[&str]) -> (i32, String, String) {
     require_kvm();
@@ -41,6 +41,31 @@ fn build(app: &str, args: &[&str], out: &Path) {
     let (code, _, err) = twinkle(&cmd);
     assert_eq!(code, 0, "image build failed: {err}");
     assert!(err.contains("image written to"), "{err}");
+}
+
+/// Every way of restoring an image, as `vm restore` flags: each strategy, and
+/// the page-served ones also with memory from the huge-page pool (2 MiB units).
+const RESTORES: [&[&str]; 7] = [
+    &["--strategy", "resume"],
+    &["--strategy", "resume", "--huge-pages", "on"],
+    &["--strategy", "lazy"],
+    &["--strategy", "lazy", "--huge-pages", "on"],
+    &["--strategy", "mmap"],
+    &["--strategy", "twinkle", "--huge-pages", "off"],
+    &["--strategy", "twinkle", "--huge-pages", "on"],
+];
+
+/// Restores `img` in every way of [`RESTORES`]; each must print `reference`.
+fn restore_every_way(img: &str, reference: &str, what: &str) {
+    require_huge_pages(32);
+    for way in RESTORES {
+        let mut args = vec!["vm", "restore", "--image", img];
+        args.extend_from_slice(way);
+        let (code, _, err) = twinkle(&args);
+        let how = way.join(" ");
+        assert_eq!(code, 0, "{what} {how}: {err}");
+        assert_eq!(checksum(&err), reference, "{what} restored with {how} computed something else");
+    }
 }
 
 fn checksum(stderr: &str) -> String {
@@ -214,6 +239,12 @@ fn bad_images_are_refused_with_file_section_and_problem() {
     let (code, _, err) = twinkle(&["vm", "restore", "--image", &d.display().to_string(), "--strategy", "lazy"]);
     assert_eq!(code, 70, "{err}");
     assert!(err.contains("memory.bin: section memory: page 512 (offset 0x200000) fails its checksum"), "{err}");
+    // Also when the page server copies whole 2 MiB pages into the huge-page pool.
+    require_huge_pages(32);
+    let (code, _, err) =
+        twinkle(&["vm", "restore", "--image", &d.display().to_string(), "--strategy", "lazy", "--huge-pages", "on"]);
+    assert_eq!(code, 70, "{err}");
+    assert!(err.contains("memory.bin: section memory: page 512 (offset 0x200000) fails its checksum"), "{err}");
 
     let d = copy("missing");
     std::fs::remove_file(d.join("state.twnk")).expect("rm");
@@ -266,22 +297,31 @@ fn the_six_memory_workloads_give_the_same_checksum_under_every_strategy() {
         let img_s = img.display().to_string();
         let (code, _, err) = twinkle(&["image", "track", "--image", &img_s]);
         assert_eq!(code, 0, "{kind} track: {err}");
-        for strategy in ["resume", "lazy", "mmap", "twinkle"] {
-            let (code, _, err) = twinkle(&["vm", "restore", "--image", &img_s, "--strategy", strategy]);
-            assert_eq!(code, 0, "{kind} {strategy}: {err}");
-            assert_eq!(checksum(&err), reference, "{kind} under {strategy} computed something else");
-        }
+        restore_every_way(&img_s, &reference, kind);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn the_startup_benchmark_prints_rows_for_every_workload_and_strategy() {
-    let (code, out, err) =
-        twinkle(&["bench", "startup", "--mem-mib", "32", "--data-mib", "2", "--iters", "1", "--json"]);
+    require_huge_pages(16);
+    let (code, out, err) = twinkle(&[
+        "bench",
+        "startup",
+        "--mem-mib",
+        "32",
+        "--data-mib",
+        "2",
+        "--iters",
+        "1",
+        "--huge-pages",
+        "on",
+        "--json",
+    ]);
     assert_eq!(code, 0, "{err}");
     let rows = out.matches("\"strategy\":").count();
-    assert_eq!(rows, 30, "6 workloads x 5 strategies: {out}");
+    assert_eq!(rows, 42, "6 workloads x 7 rows (5 strategies, resume-huge, twinkle-4k): {out}");
+    assert_eq!(out.matches("\"huge_pages\": true").count(), 13, "twinkle and resume-huge rows, and the report: {out}");
     assert_eq!(out.matches("\"prediction\":").count(), 48, "8 combinations x 6 workloads");
     for key in
         ["\"startup_ms\"", "\"exec_overhead_pct\"", "\"invalid_exec_ratio\"", "\"remote_faults\"", "\"bytes_fetched\""]
@@ -386,11 +426,7 @@ fn snapshots_at_random_points_resume_exactly() {
         assert_eq!(code, 0, "{err}");
         let (code, _, err) = twinkle(&["image", "track", "--image", &img_s]);
         assert_eq!(code, 0, "{err}");
-        for strategy in ["resume", "lazy", "mmap", "twinkle"] {
-            let (code, _, err) = twinkle(&["vm", "restore", "--image", &img_s, "--strategy", strategy]);
-            assert_eq!(code, 0, "{kind} ready_at={at} {strategy}: {err}");
-            assert_eq!(checksum(&err), reference, "{kind} snapshot after round {at}, {strategy}: wrong result");
-        }
+        restore_every_way(&img_s, &reference, &format!("{kind} snapshot after round {at}"));
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -33,10 +33,33 @@ pub fn have_wrk() -> bool {
 
 /// Runs `connections` keep-alive connections for `secs` against `http://addr/path`.
 pub fn run(addr: SocketAddr, path: &str, connections: u32, secs: u32) -> Result<LoadResult, BenchError> {
+    run_on(addr, path, connections, secs, None)
+}
+
+/// As [`run`], with wrk pinned to `cpus` (a taskset list such as "0") when given.
+pub fn run_on(
+    addr: SocketAddr,
+    path: &str,
+    connections: u32,
+    secs: u32,
+    cpus: Option<&str>,
+) -> Result<LoadResult, BenchError> {
     if have_wrk() {
-        wrk(addr, path, connections, secs)
+        wrk(addr, path, connections, secs, cpus)
     } else {
         builtin(addr, path, connections, secs)
+    }
+}
+
+/// `program`, run through `taskset -c CPUS` when `cpus` is given.
+pub fn pinned_command(cpus: Option<&str>, program: &str) -> Command {
+    match cpus {
+        Some(c) => {
+            let mut t = Command::new("taskset");
+            t.args(["-c", c, program]);
+            t
+        }
+        None => Command::new(program),
     }
 }
 
@@ -54,8 +77,15 @@ fn parse_ms(s: &str) -> Option<f64> {
     num.parse::<f64>().ok().map(|v| v * scale)
 }
 
-fn wrk(addr: SocketAddr, path: &str, connections: u32, secs: u32) -> Result<LoadResult, BenchError> {
-    let out = Command::new("wrk")
+fn wrk(
+    addr: SocketAddr,
+    path: &str,
+    connections: u32,
+    secs: u32,
+    cpus: Option<&str>,
+) -> Result<LoadResult, BenchError> {
+    let mut cmd = pinned_command(cpus, "wrk");
+    let out = cmd
         .args(["-t1", &format!("-c{connections}"), &format!("-d{secs}s"), "--latency"])
         .arg(format!("http://{addr}{path}"))
         .output()

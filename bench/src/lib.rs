@@ -4,12 +4,15 @@
 //! - [`boot`]: cold boot of a VM to its first HTTP response, with VM creation
 //!   and ELF load broken out, and HTTP throughput of one VM against the same
 //!   app run as a native host process.
+//! - [`startup`]: restored VMs under every start strategy.
+//! - [`proxy`]: the dispatcher against nginx and HAProxy as reverse proxies.
 
 pub mod boot;
 pub mod httpload;
 pub mod plot;
 pub mod prediction;
 pub mod process;
+pub mod proxy;
 mod runner;
 pub mod startup;
 pub mod stats;

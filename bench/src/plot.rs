@@ -2,7 +2,7 @@
 
 use plotters::prelude::*;
 
-use crate::startup::{StartupReport, STRATEGIES};
+use crate::startup::StartupReport;
 use crate::BenchError;
 
 const COLORS: [RGBColor; 6] = [
@@ -32,6 +32,15 @@ pub fn startup_svg(r: &StartupReport) -> Result<String, BenchError> {
             w.dedup();
             w
         };
+        let strategies: Vec<&str> = {
+            let mut v: Vec<&str> = Vec::new();
+            for x in &r.rows {
+                if !v.contains(&x.strategy.as_str()) {
+                    v.push(&x.strategy);
+                }
+            }
+            v
+        };
         let panels: [Panel<'_, '_>; 2] = [
             (&left, "start-up latency (ms, log)", |x| x.startup_ms.max(0.1)),
             (&right, "execution time / resident (log)", |x| (1.0 + x.exec_overhead_pct / 100.0).max(0.5)),
@@ -44,15 +53,15 @@ pub fn startup_svg(r: &StartupReport) -> Result<String, BenchError> {
                 .margin(12)
                 .x_label_area_size(30)
                 .y_label_area_size(55)
-                .build_cartesian_2d(-0.3f64..(STRATEGIES.len() as f64 - 0.7), (lo * 0.8..hi * 1.25).log_scale())
+                .build_cartesian_2d(-0.3f64..(strategies.len() as f64 - 0.7), (lo * 0.8..hi * 1.25).log_scale())
                 .map_err(|e| fail(&e))?;
             chart
                 .configure_mesh()
-                .x_labels(STRATEGIES.len())
+                .x_labels(strategies.len())
                 .x_label_formatter(&|x| {
                     let i = x.round() as usize;
                     if (x - i as f64).abs() < 0.01 {
-                        STRATEGIES.get(i).copied().unwrap_or("").to_string()
+                        strategies.get(i).copied().unwrap_or("").to_string()
                     } else {
                         String::new()
                     }
@@ -62,7 +71,7 @@ pub fn startup_svg(r: &StartupReport) -> Result<String, BenchError> {
                 .map_err(|e| fail(&e))?;
             for (k, w) in workloads.iter().enumerate() {
                 let color = COLORS[k % COLORS.len()];
-                let pts: Vec<(f64, f64)> = STRATEGIES
+                let pts: Vec<(f64, f64)> = strategies
                     .iter()
                     .enumerate()
                     .filter_map(|(i, s)| {

@@ -23,6 +23,35 @@ pub const WORKLOADS: [&str; 6] = ["astar", "libquantum", "mcf", "omnetpp", "perl
 /// The strategies compared.
 pub const STRATEGIES: [&str; 5] = ["cold", "resume", "lazy", "mmap", "twinkle"];
 
+/// The rows of one workload: a name and the `vm restore` flags. `twinkle`
+/// and `resume-huge` take guest memory from the huge-page pool (when the
+/// bench may use it), `twinkle-4k` shows the same strategy without it, so
+/// the table separates what the techniques save from what the pool saves.
+fn variants(huge: bool) -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
+    let pool: Vec<&str> = if huge { vec!["--huge-pages", "on"] } else { vec!["--huge-pages", "off"] };
+    let mut v = vec![
+        ("cold", "cold", vec![]),
+        ("resume", "resume", vec!["--huge-pages", "off"]),
+        ("lazy", "lazy", vec!["--huge-pages", "off"]),
+        ("mmap", "mmap", vec![]),
+    ];
+    if huge {
+        v.insert(2, ("resume-huge", "resume", vec!["--huge-pages", "on"]));
+        v.push(("twinkle-4k", "twinkle", vec!["--huge-pages", "off"]));
+    }
+    v.push(("twinkle", "twinkle", pool));
+    v
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        0.0
+    } else {
+        v[v.len() / 2]
+    }
+}
+
 /// Settings.
 #[derive(Clone, Debug)]
 pub struct StartupOptions {
@@ -38,6 +67,12 @@ pub struct StartupOptions {
     pub work_dir: PathBuf,
     /// Show progress.
     pub progress: bool,
+    /// Runs of each row (and of the resident reference), interleaved; the
+    /// medians are reported.
+    pub repeat: u32,
+    /// Take guest memory from the host's huge-page pool for the `twinkle`
+    /// and `resume-huge` rows (the caller checked the pool has room).
+    pub huge_pages: bool,
 }
 
 /// One workload under one strategy.
@@ -59,6 +94,9 @@ pub struct Row {
     pub remote_faults: Option<u64>,
     /// Bytes read from the image.
     pub bytes_fetched: u64,
+    /// Guest memory came from the huge-page pool.
+    #[serde(default)]
+    pub huge_pages: bool,
 }
 
 /// Demand faults of one technique combination.
@@ -91,6 +129,12 @@ pub struct StartupReport {
     pub resident_exec_ms: Vec<(String, f64)>,
     /// Working-set pages per workload.
     pub working_set_pages: Vec<(String, u64)>,
+    /// Runs behind each median.
+    #[serde(default)]
+    pub repeat: u32,
+    /// Whether the huge-page pool was used (see [`StartupOptions::huge_pages`]).
+    #[serde(default)]
+    pub huge_pages: bool,
     /// workload x strategy.
     pub rows: Vec<Row>,
     /// The 8 combinations of the three techniques (no background fetch).
@@ -101,7 +145,9 @@ pub struct StartupReport {
 pub fn run_bench(o: &StartupOptions) -> Result<StartupReport, BenchError> {
     let t = &o.twinkle;
     let s = |v: &str| v.to_string();
-    let steps = WORKLOADS.len() as u64 * (3 + STRATEGIES.len() as u64 + 8);
+    let rows = variants(o.huge_pages);
+    let repeat = o.repeat.max(1);
+    let steps = WORKLOADS.len() as u64 * (2 + u64::from(repeat) * (1 + rows.len() as u64) + 8);
     let pb = if o.progress { ProgressBar::new(steps) } else { ProgressBar::hidden() };
     if let Ok(style) = ProgressStyle::with_template("{msg:28} [{bar:30}] {pos}/{len} {elapsed}") {
         pb.set_style(style.progress_chars("=> "));
@@ -114,6 +160,8 @@ pub fn run_bench(o: &StartupOptions) -> Result<StartupReport, BenchError> {
         data_mib: o.data_mib,
         resident_exec_ms: Vec::new(),
         working_set_pages: Vec::new(),
+        repeat,
+        huge_pages: o.huge_pages,
         rows: Vec::new(),
         combinations: Vec::new(),
     };
@@ -124,16 +172,6 @@ pub fn run_bench(o: &StartupOptions) -> Result<StartupReport, BenchError> {
             base.push(s("--arg"));
             base.push(a.clone());
         }
-        pb.set_message(format!("{w}: resident"));
-        let mut args = vec![s("vm"), s("run"), s("--app"), s("workload")];
-        args.extend(base.iter().cloned());
-        let resident = run(t, &args)?;
-        let reference = checksum(&resident.stderr).ok_or_else(|| BenchError::Process(format!("{w}: no checksum")))?;
-        let resident_ms = num_after(&resident.stderr, "elapsed_us=").unwrap_or(0.0) / 1e3;
-        let cold_ready_ms = num_after(&resident.stderr, "ready after").unwrap_or(0.0);
-        report.resident_exec_ms.push((w.into(), resident_ms));
-        pb.inc(1);
-
         let img = o.work_dir.join(w);
         let _ = std::fs::remove_dir_all(&img);
         pb.set_message(format!("{w}: image build"));
@@ -146,39 +184,71 @@ pub fn run_bench(o: &StartupOptions) -> Result<StartupReport, BenchError> {
         report.working_set_pages.push((w.into(), num_after(&tracked.stdout, "\"pages\":").unwrap_or(0.0) as u64));
         pb.inc(1);
 
-        for strategy in STRATEGIES {
-            pb.set_message(format!("{w}: {strategy}"));
-            let out = run(
-                t,
-                &[s("vm"), s("restore"), s("--image"), img.display().to_string(), s("--strategy"), s(strategy)],
-            )?;
-            if checksum(&out.stderr).as_deref() != Some(reference.as_str()) {
-                return Err(BenchError::Process(format!(
-                    "{w} restored with {strategy} computed another checksum than the resident run"
-                )));
+        // Each round runs the resident reference and every row once, so the
+        // machine's drift spreads over all of them alike.
+        let mut resident_ms = Vec::new();
+        let mut cold_ready_ms;
+        let mut reference = None;
+        let mut samples: Vec<Vec<Row>> = vec![Vec::new(); rows.len()];
+        for round in 0..repeat {
+            pb.set_message(format!("{w}: resident ({}/{repeat})", round + 1));
+            let mut args = vec![s("vm"), s("run"), s("--app"), s("workload")];
+            args.extend(base.iter().cloned());
+            let resident = run(t, &args)?;
+            let sum = checksum(&resident.stderr).ok_or_else(|| BenchError::Process(format!("{w}: no checksum")))?;
+            if reference.get_or_insert_with(|| sum.clone()) != &sum {
+                return Err(BenchError::Process(format!("{w}: two resident runs computed different checksums")));
             }
-            let exec_ms = num_after(&out.stderr, "elapsed_us=").unwrap_or(0.0) / 1e3;
-            let startup_ms =
-                if strategy == "cold" { created_ms(&out.stdout) + cold_ready_ms } else { created_ms(&out.stdout) };
-            let stall = paged(&out.stdout, "stall_ms");
-            report.rows.push(Row {
-                workload: w.into(),
-                strategy: strategy.into(),
-                startup_ms,
-                exec_ms,
-                exec_overhead_pct: if resident_ms > 0.0 { (exec_ms - resident_ms) / resident_ms * 100.0 } else { 0.0 },
-                invalid_exec_ratio: stall.map(|st| if exec_ms > 0.0 { (st / exec_ms).min(1.0) } else { 0.0 }),
-                remote_faults: paged(&out.stdout, "demand_faults").map(|f| f as u64),
-                bytes_fetched: paged(&out.stdout, "bytes_fetched")
-                    .or_else(|| {
-                        num_after(
-                            out.stdout.lines().find(|l| l.starts_with("created ")).unwrap_or(""),
-                            "\"bytes_loaded\":",
-                        )
-                    })
-                    .unwrap_or(0.0) as u64,
-            });
+            resident_ms.push(num_after(&resident.stderr, "elapsed_us=").unwrap_or(0.0) / 1e3);
+            cold_ready_ms = num_after(&resident.stderr, "ready after").unwrap_or(0.0);
             pb.inc(1);
+            for (k, (name, strategy, flags)) in rows.iter().enumerate() {
+                pb.set_message(format!("{w}: {name} ({}/{repeat})", round + 1));
+                let mut args =
+                    vec![s("vm"), s("restore"), s("--image"), img.display().to_string(), s("--strategy"), s(strategy)];
+                args.extend(flags.iter().map(|f| s(f)));
+                let out = run(t, &args)?;
+                if checksum(&out.stderr) != reference {
+                    return Err(BenchError::Process(format!(
+                        "{w} restored with {name} computed another checksum than the resident run"
+                    )));
+                }
+                let created = out.stdout.lines().find(|l| l.starts_with("created ")).unwrap_or("");
+                let exec_ms = num_after(&out.stderr, "elapsed_us=").unwrap_or(0.0) / 1e3;
+                let startup_ms =
+                    if *strategy == "cold" { created_ms(&out.stdout) + cold_ready_ms } else { created_ms(&out.stdout) };
+                let stall = paged(&out.stdout, "stall_ms");
+                samples[k].push(Row {
+                    workload: w.into(),
+                    strategy: (*name).into(),
+                    startup_ms,
+                    exec_ms,
+                    exec_overhead_pct: 0.0,
+                    invalid_exec_ratio: stall.map(|st| if exec_ms > 0.0 { (st / exec_ms).min(1.0) } else { 0.0 }),
+                    remote_faults: paged(&out.stdout, "demand_faults").map(|f| f as u64),
+                    bytes_fetched: paged(&out.stdout, "bytes_fetched")
+                        .or_else(|| num_after(created, "\"bytes_loaded\":"))
+                        .unwrap_or(0.0) as u64,
+                    huge_pages: created.contains("\"huge_pages\":true"),
+                });
+                pb.inc(1);
+            }
+        }
+        let resident = median(&mut resident_ms);
+        report.resident_exec_ms.push((w.into(), resident));
+        for mut runs in samples {
+            let startup = median(&mut runs.iter().map(|r| r.startup_ms).collect::<Vec<_>>());
+            let exec = median(&mut runs.iter().map(|r| r.exec_ms).collect::<Vec<_>>());
+            let stall = median(
+                &mut runs.iter().filter_map(|r| r.invalid_exec_ratio.map(|v| v * r.exec_ms)).collect::<Vec<_>>(),
+            );
+            let Some(mut row) = runs.pop() else { continue };
+            row.startup_ms = startup;
+            row.exec_ms = exec;
+            row.exec_overhead_pct = if resident > 0.0 { (exec - resident) / resident * 100.0 } else { 0.0 };
+            row.invalid_exec_ratio =
+                row.invalid_exec_ratio.map(|_| if exec > 0.0 { (stall / exec).min(1.0) } else { 0.0 });
+            report.rows.push(row);
         }
         for combo in 0..8u8 {
             let (ws, pred, free) = (combo & 4 != 0, combo & 2 != 0, combo & 1 != 0);
@@ -191,6 +261,9 @@ pub fn run_bench(o: &StartupOptions) -> Result<StartupReport, BenchError> {
                 s("--strategy"),
                 s("twinkle"),
                 s("--no-background"),
+                // 4 KiB faults, as in the paper's table.
+                s("--huge-pages"),
+                s("off"),
             ];
             if !ws {
                 args.push(s("--no-working-set"));

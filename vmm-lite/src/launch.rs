@@ -165,6 +165,8 @@ pub struct RestoreOptions {
     pub expect_app: Option<String>,
     /// Techniques of page-at-a-time strategies (default: the strategy's).
     pub techniques: Option<crate::pager::Techniques>,
+    /// Whether guest memory comes from the host's huge-page pool.
+    pub huge_pages: crate::vm::HugePages,
 }
 
 /// Restores a VM from an image and runs it.
@@ -181,6 +183,7 @@ pub fn restore(opts: RestoreOptions, mut on_event: impl FnMut(LaunchEvent)) -> R
         expect_app: opts.expect_app.clone(),
         techniques: opts.techniques,
         record: false,
+        huge_pages: opts.huge_pages,
     })?;
     let mem_mib = (vm.memory().size() >> 20) as u32;
     let info = VmInfo { mem: None, pager: None, app: opts.image.clone(), mem_mib, listen };
@@ -225,6 +228,7 @@ pub fn track(opts: TrackOptions) -> Result<crate::snapshot::WorkingSetInfo, VmmE
         expect_app: None,
         techniques: Some(crate::pager::Techniques::lazy()),
         record: true,
+        huge_pages: crate::vm::HugePages::Off,
     })?;
     let stats = vm.pager_stats().ok_or_else(|| VmmError::Config("tracking needs the page server".into()))?;
     let shared = vm.shared();

@@ -4,8 +4,7 @@
 //! The three Twinkle techniques live here, each switchable on its own:
 //! - **working set**: the pages the image's tracking run touched are loaded in
 //!   bulk before the vCPU runs: contiguous runs, one read and one UFFDIO_COPY
-//!   each, or (`huge_working_set`) whole 2 MiB chunks written straight into
-//!   huge-page memory before userfaultfd is armed;
+//!   each;
 //! - **demand prediction**: memory is cut into segments of N pages; when more
 //!   than P demand faults hit a segment, the rest of it is fetched right after
 //!   the faulting page, while the vCPU already runs again;
@@ -13,6 +12,11 @@
 //!   answered with zero pages, never read.
 //!
 //! Plus a background fetch of everything else, so the VM ends fully resident.
+//!
+//! The unit of a fault follows the memory: 4 KiB pages for ordinary memory,
+//! whole 2 MiB pages for memory from the host's huge-page pool (userfaultfd
+//! serves hugetlbfs only in its own page size). With 2 MiB units a chunk's
+//! free pages are still never read: they are zeros in the copied chunk.
 //! Every page read from the image is checked against its CRC; a bad page ends
 //! the process (a VM must never run on wrong memory). The handler threads never
 //! touch guest memory through the VMM's accessors, only through UFFDIO ioctls.
@@ -53,11 +57,6 @@ pub struct Techniques {
     pub segment_pages: u32,
     /// Demand faults in a segment above which the rest is fetched.
     pub predict_after: u32,
-    /// Load the working set as whole 2 MiB chunks straight into (huge-page)
-    /// memory instead of page runs through userfaultfd: execution then runs at
-    /// resident speed at once, but populating fresh huge pages costs more up
-    /// front on these machines (docs/results.md has both).
-    pub huge_working_set: bool,
 }
 
 impl Techniques {
@@ -70,7 +69,6 @@ impl Techniques {
             background: false,
             segment_pages: 128,
             predict_after: 2,
-            huge_working_set: false,
         }
     }
 
@@ -105,6 +103,8 @@ pub struct PagerStats {
     recording: AtomicBool,
     /// Set when the VM has ended: the background fetch stops.
     pub stop: AtomicBool,
+    /// Pages per fault (set when the pager starts).
+    unit_pages: AtomicU64,
 }
 
 /// A snapshot of [`PagerStats`].
@@ -126,6 +126,8 @@ pub struct PagerReport {
     pub stall_ms: f64,
     /// Time to load the working set, ms.
     pub working_set_ms: f64,
+    /// KiB per fault: 4, or 2048 for memory from the huge-page pool.
+    pub fault_unit_kib: u64,
 }
 
 impl PagerStats {
@@ -141,6 +143,7 @@ impl PagerStats {
             bytes_fetched: l(&self.bytes),
             stall_ms: l(&self.stall_ns) as f64 / 1e6,
             working_set_ms: l(&self.working_set_ns) as f64 / 1e6,
+            fault_unit_kib: l(&self.unit_pages).max(1) * PAGE as u64 / 1024,
         }
     }
 
@@ -173,7 +176,14 @@ struct Shared {
     present: Vec<AtomicBool>,
     /// Demand faults per segment.
     seg_faults: Vec<AtomicU64>,
+    /// Pages per fault unit: 1, or [`HUGE_UNIT`] for hugetlb memory.
+    unit: u64,
+    /// Pages per prediction segment (a multiple of `unit`).
+    segment: u64,
 }
+
+/// Pages in a 2 MiB huge page.
+const HUGE_UNIT: u64 = guest_abi::HUGE_PAGE_SIZE / PAGE as u64;
 
 /// Registers `mem` with a userfaultfd, loads the working set if asked, and
 /// starts the fault handler (and the background fetcher).
@@ -186,23 +196,15 @@ pub fn start(mem: &Arc<GuestMemory>, image: &Image, stats: Arc<PagerStats>, tech
     let path = memory.name();
     let pages = mem.size() / PAGE as u64;
     let present: Vec<AtomicBool> = (0..pages).map(|_| AtomicBool::new(false)).collect();
-    if tech.working_set && tech.huge_working_set {
-        // Before userfaultfd is armed, the working set goes straight into
-        // guest memory, whole 2 MiB chunks at a time: the host backs them with
-        // huge pages and the guest maps them with 2 MiB pages, so its first
-        // touches cost almost nothing (platform notes). Chunks must be whole:
-        // a huge page is all present, and a page left out would read as zero.
-        let t0 = Instant::now();
-        let (n, bytes) = preload_chunks(mem, image, &present)?;
-        stats.working_set.fetch_add(n, Ordering::Relaxed);
-        stats.bytes.fetch_add(bytes, Ordering::Relaxed);
-        stats.working_set_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-    }
     // Faults from KVM are kernel-mode accesses: user_mode_only must be off.
     let uffd =
         UffdBuilder::new().close_on_exec(true).non_blocking(false).user_mode_only(false).create().map_err(uffd_err)?;
     uffd.register(mem.host_base() as *mut libc::c_void, mem.size() as usize).map_err(uffd_err)?;
-    let segs = pages.div_ceil(u64::from(tech.segment_pages.max(1)));
+    let unit = if mem.hugetlb() { HUGE_UNIT } else { 1 };
+    stats.unit_pages.store(unit, Ordering::Relaxed);
+    // A segment smaller than the fault unit has nothing left to predict.
+    let segment = u64::from(tech.segment_pages.max(1)).div_ceil(unit) * unit;
+    let segs = pages.div_ceil(segment);
     let shared = Arc::new(Shared {
         _mem: Arc::clone(mem),
         uffd,
@@ -216,13 +218,15 @@ pub fn start(mem: &Arc<GuestMemory>, image: &Image, stats: Arc<PagerStats>, tech
         tech,
         present,
         seg_faults: (0..segs).map(|_| AtomicU64::new(0)).collect(),
+        unit,
+        segment,
     });
-    if tech.working_set && !tech.huge_working_set {
+    if tech.working_set {
         let t0 = Instant::now();
         let mut ws: Vec<u64> = image.working_set.iter().map(|p| u64::from(*p)).filter(|p| *p < pages).collect();
         ws.sort_unstable();
         ws.dedup();
-        let n = shared.fetch_coalesced(&ws, WS_GAP);
+        let n = if unit == 1 { shared.fetch_coalesced(&ws, WS_GAP) } else { shared.fetch_pages(&ws, Kind::WorkingSet) };
         shared.stats.working_set.fetch_add(n, Ordering::Relaxed);
         shared.stats.working_set_ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
@@ -239,41 +243,6 @@ pub fn start(mem: &Arc<GuestMemory>, image: &Image, stats: Arc<PagerStats>, tech
             .map_err(|source| VmmError::Io { what: "cannot start the background fetcher".into(), source })?;
     }
     Ok(())
-}
-
-/// Loads every 2 MiB chunk that holds a working-set page, checking each
-/// page's CRC. Returns (pages loaded, bytes read).
-fn preload_chunks(mem: &GuestMemory, image: &Image, present: &[AtomicBool]) -> Result<(u64, u64), VmmError> {
-    let path = image.memory.name();
-    let per_chunk = crate::snapshot::CHUNK / PAGE as u64;
-    let mut chunks: Vec<u64> = image.working_set.iter().map(|p| u64::from(*p) / per_chunk).collect();
-    chunks.sort_unstable();
-    chunks.dedup();
-    let mut buf = vec![0u8; crate::snapshot::CHUNK as usize];
-    let (mut pages, mut bytes) = (0u64, 0u64);
-    for c in chunks {
-        let off = c * crate::snapshot::CHUNK;
-        if off + crate::snapshot::CHUNK > mem.size() {
-            continue;
-        }
-        image.memory.read_exact_at(&mut buf, off)?;
-        for (k, page) in buf.chunks_exact(PAGE).enumerate() {
-            let p = c * per_chunk + k as u64;
-            if image.page_crcs.get(p as usize).copied() != Some(crc32fast::hash(page)) {
-                return Err(VmmError::Snapshot(crate::snapshot::SnapshotError::Corrupt {
-                    file: path.clone(),
-                    section: "memory".into(),
-                    problem: format!("page {p} (offset {:#x}) fails its checksum", p * PAGE as u64),
-                }));
-            }
-            present[p as usize].store(true, Ordering::Relaxed);
-        }
-        mem.write(crate::memory::GuestAddr(off), &buf)
-            .map_err(|e| VmmError::Config(format!("working set beyond guest memory: {e}")))?;
-        pages += per_chunk;
-        bytes += crate::snapshot::CHUNK;
-    }
-    Ok((pages, bytes))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -348,15 +317,9 @@ impl Shared {
         done
     }
 
-    /// Reads pages `[first, first + n)` from the image, checks them, copies them in.
-    fn fetch_run(&self, first: u64, n: u64, buf: &mut Vec<u8>, kind: Kind) -> u64 {
-        let len = (n as usize) * PAGE;
-        buf.resize(len, 0);
-        let off = first * PAGE as u64;
-        if let Err(e) = self.memory.read_exact_at(&mut buf[..len], off) {
-            self.fatal(format!("cannot read {len} bytes at {off:#x}: {e}"));
-        }
-        for (k, page) in buf[..len].chunks_exact(PAGE).enumerate() {
+    /// Checks pages read from the image (starting at page `first`) against their CRCs.
+    fn check_pages(&self, first: u64, data: &[u8]) {
+        for (k, page) in data.chunks_exact(PAGE).enumerate() {
             let p = first + k as u64;
             if self.page_crcs.get(p as usize).copied() != Some(crc32fast::hash(page)) {
                 self.fatal(format!(
@@ -366,6 +329,72 @@ impl Shared {
                 ));
             }
         }
+    }
+
+    /// Whether every page of the unit starting at `first` was free at the snapshot.
+    fn unit_free(&self, first: u64) -> bool {
+        (first..first + self.unit).all(|p| self.free(p))
+    }
+
+    /// Reads the huge page starting at page `first` (its free pages as zeros,
+    /// never read), checks it and copies it in whole. Returns the pages
+    /// copied (0 when it was already there).
+    fn fetch_chunk(&self, first: u64, buf: &mut Vec<u8>, kind: Kind) -> u64 {
+        let len = self.unit as usize * PAGE;
+        buf.clear();
+        buf.resize(len, 0);
+        let mut k = 0u64;
+        while k < self.unit {
+            if self.free(first + k) {
+                k += 1;
+                continue;
+            }
+            let mut n = 1;
+            while k + n < self.unit && !self.free(first + k + n) {
+                n += 1;
+            }
+            let run = &mut buf[k as usize * PAGE..(k + n) as usize * PAGE];
+            let off = (first + k) * PAGE as u64;
+            if let Err(e) = self.memory.read_exact_at(run, off) {
+                self.fatal(format!("cannot read {} bytes at {off:#x}: {e}", run.len()));
+            }
+            self.check_pages(first + k, run);
+            self.stats.bytes.fetch_add(run.len() as u64, Ordering::Relaxed);
+            k += n;
+        }
+        let dst = (self.base + first * PAGE as u64) as *mut libc::c_void;
+        // SAFETY: `dst` is huge-page aligned inside the registered guest
+        // mapping, which lives as long as the process; `buf` holds `len` bytes.
+        let copied = match unsafe { self.uffd.copy(buf.as_ptr().cast(), dst, len, true) } {
+            Ok(_) => self.unit,
+            Err(userfaultfd::Error::CopyFailed(e)) if e as i32 == libc::EEXIST => {
+                // Another copier won; whoever faulted may wait for a wake.
+                let _ = self.uffd.wake(dst, len);
+                0
+            }
+            Err(userfaultfd::Error::CopyFailed(_)) if self.stats.stop.load(Ordering::Relaxed) => return 0,
+            Err(e) => self.fatal(format!("copying the huge page at {:#x} failed: {e}", first * PAGE as u64)),
+        };
+        for q in first..first + self.unit {
+            self.present[q as usize].store(true, Ordering::Relaxed);
+        }
+        match kind {
+            Kind::Predicted => self.stats.predicted.fetch_add(copied, Ordering::Relaxed),
+            Kind::Background => self.stats.background.fetch_add(copied, Ordering::Relaxed),
+            _ => 0,
+        };
+        copied
+    }
+
+    /// Reads pages `[first, first + n)` from the image, checks them, copies them in.
+    fn fetch_run(&self, first: u64, n: u64, buf: &mut Vec<u8>, kind: Kind) -> u64 {
+        let len = (n as usize) * PAGE;
+        buf.resize(len, 0);
+        let off = first * PAGE as u64;
+        if let Err(e) = self.memory.read_exact_at(&mut buf[..len], off) {
+            self.fatal(format!("cannot read {len} bytes at {off:#x}: {e}"));
+        }
+        self.check_pages(first, &buf[..len]);
         self.stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
         let copied = self.copy_in(first, &buf[..len], true);
         match kind {
@@ -380,6 +409,18 @@ impl Shared {
     fn fetch_pages(&self, pages: &[u64], kind: Kind) -> u64 {
         let mut buf = Vec::new();
         let mut done = 0;
+        if self.unit > 1 {
+            let mut last = None;
+            for p in pages {
+                let first = p / self.unit * self.unit;
+                if last == Some(first) || self.present[first as usize].load(Ordering::Relaxed) {
+                    continue;
+                }
+                last = Some(first);
+                done += self.fetch_chunk(first, &mut buf, kind);
+            }
+            return done;
+        }
         let mut i = 0;
         while i < pages.len() {
             let p = pages[i];
@@ -454,7 +495,12 @@ impl Shared {
                     t.push(p as u32);
                 }
             }
-            if self.free(p) {
+            if self.unit > 1 {
+                let first = p / self.unit * self.unit;
+                let counter = if self.unit_free(first) { &self.stats.zero } else { &self.stats.demand };
+                counter.fetch_add(1, Ordering::Relaxed);
+                self.fetch_chunk(first, &mut buf, Kind::Demand);
+            } else if self.free(p) {
                 self.stats.zero.fetch_add(1, Ordering::Relaxed);
                 self.zero(p);
             } else {
@@ -471,7 +517,7 @@ impl Shared {
     /// Demand prediction: after more than P faults in a segment, fetch the
     /// rest of it (the vCPU was already woken for its own page).
     fn predict(&self, p: u64) {
-        let n = u64::from(self.tech.segment_pages.max(1));
+        let n = self.segment;
         let seg = (p / n) as usize;
         let faults = self.seg_faults[seg].fetch_add(1, Ordering::Relaxed) + 1;
         if faults != u64::from(self.tech.predict_after) + 1 {
