@@ -25,6 +25,8 @@ if [ -r "$pool" ] && [ "$(cat "$pool")" -lt "$want" ]; then
   fi
 fi
 step $CARGO test --workspace --all-targets --no-fail-fast
+# The dispatcher's tests again with every request through the hyper engine.
+step env DISPATCH_TEST_ENGINE=hyper $CARGO test -p dispatcher --test proxy
 step $CARGO test --workspace --doc
 step $CARGO test --manifest-path guests/abi/Cargo.toml --target-dir target/guests-host --lib
 # The shipped example policies must check; a known-bad one must not.

@@ -54,6 +54,14 @@ pub struct ProxyRow {
     pub rounds_rps: Vec<f64>,
     /// Errors over all rounds (non-2xx and socket errors).
     pub errors: u64,
+    /// CPU time the proxy process spent per request, us (median of rounds;
+    /// none for `direct`).
+    pub cpu_us_per_req: Option<f64>,
+    /// Requests per second the proxy would serve on one fully busy core:
+    /// 1e6 / `cpu_us_per_req`. On a machine where the client and the
+    /// upstream share the cores with the proxy, this is the fair "req/s on
+    /// one core".
+    pub rps_per_core: Option<f64>,
 }
 
 /// The benchmark's result.
@@ -79,6 +87,10 @@ pub struct ProxyReport {
     pub twinkle_vs_nginx: Option<f64>,
     /// twinkle req/s over HAProxy's.
     pub twinkle_vs_haproxy: Option<f64>,
+    /// twinkle req/s per core over nginx's.
+    pub twinkle_vs_nginx_per_core: Option<f64>,
+    /// twinkle req/s per core over HAProxy's.
+    pub twinkle_vs_haproxy_per_core: Option<f64>,
     /// p99 added over direct, ms, per proxy.
     pub added_p99_ms: Vec<(String, f64)>,
     /// What could not be measured and why.
@@ -194,6 +206,18 @@ fn haproxy_config(port: u16, ups: &[u16]) -> String {
     c
 }
 
+/// CPU time (user + system) of process `pid` so far, in seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let (utime, stime): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+    // SAFETY: sysconf has no memory effects; _SC_CLK_TCK is a valid name.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Some((utime + stime) / if hz > 0 { hz as f64 } else { 100.0 })
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
@@ -290,6 +314,7 @@ pub fn run_bench(o: &ProxyOptions) -> Result<ProxyReport, BenchError> {
         pb.set_style(style.progress_chars("=> "));
     }
     let mut samples: Vec<Vec<httpload::LoadResult>> = vec![Vec::new(); targets.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
     // A short warm-up per target (connection pools, caches), not measured.
     for (_, addr, _) in &targets {
         let _ = httpload::run_on(*addr, "/", o.connections, 1, client_cpu);
@@ -297,7 +322,18 @@ pub fn run_bench(o: &ProxyOptions) -> Result<ProxyReport, BenchError> {
     for round in 0..o.rounds.max(1) {
         for (k, (name, addr, _)) in targets.iter().enumerate() {
             pb.set_message(format!("{name} ({}/{})", round + 1, o.rounds.max(1)));
-            samples[k].push(httpload::run_on(*addr, "/", o.connections, o.secs, client_cpu)?);
+            let pid = targets[k].2.as_ref().map(|g| g.child.id());
+            let c0 = pid.and_then(cpu_seconds);
+            let r = httpload::run_on(*addr, "/", o.connections, o.secs, client_cpu)?;
+            if let (Some(p), Some(c0)) = (pid, c0) {
+                if let Some(c1) = cpu_seconds(p) {
+                    let n = r.rps * f64::from(o.secs);
+                    if n > 0.0 {
+                        cpu[k].push((c1 - c0) * 1e6 / n);
+                    }
+                }
+            }
+            samples[k].push(r);
             pb.inc(1);
         }
     }
@@ -306,7 +342,10 @@ pub fn run_bench(o: &ProxyOptions) -> Result<ProxyReport, BenchError> {
     let results: Vec<ProxyRow> = targets
         .iter()
         .zip(&samples)
-        .map(|((name, _, _), runs)| ProxyRow {
+        .zip(&cpu)
+        .map(|(((name, _, _), runs), cpu)| ProxyRow {
+            cpu_us_per_req: (!cpu.is_empty()).then(|| median(cpu)),
+            rps_per_core: (!cpu.is_empty()).then(|| 1e6 / median(cpu).max(1e-9)),
             name: name.clone(),
             rps: median(&runs.iter().map(|r| r.rps).collect::<Vec<_>>()),
             p50_ms: median(&runs.iter().map(|r| r.p50_ms).collect::<Vec<_>>()),
@@ -317,6 +356,7 @@ pub fn run_bench(o: &ProxyOptions) -> Result<ProxyReport, BenchError> {
         .collect();
     let get = |n: &str| results.iter().find(|r| r.name == n);
     let ratio = |a: &str, b: &str| Some(get(a)?.rps / get(b)?.rps.max(1e-9));
+    let per_core = |a: &str, b: &str| Some(get(a)?.rps_per_core? / get(b)?.rps_per_core?.max(1e-9));
     let direct_p99 = get("direct").map_or(0.0, |r| r.p99_ms);
     let added_p99_ms =
         results.iter().filter(|r| r.name != "direct").map(|r| (r.name.clone(), r.p99_ms - direct_p99)).collect();
@@ -330,6 +370,8 @@ pub fn run_bench(o: &ProxyOptions) -> Result<ProxyReport, BenchError> {
         pinned,
         twinkle_vs_nginx: ratio("twinkle", "nginx"),
         twinkle_vs_haproxy: ratio("twinkle", "haproxy"),
+        twinkle_vs_nginx_per_core: per_core("twinkle", "nginx"),
+        twinkle_vs_haproxy_per_core: per_core("twinkle", "haproxy"),
         added_p99_ms,
         results,
         notes,
@@ -340,7 +382,7 @@ impl ProxyReport {
     /// A markdown table of the results.
     pub fn markdown(&self) -> String {
         let mut o = format!(
-            "{} connections, {} upstream(s), {} x {} s rounds, client {}{}\n\n| target | req/s (median) | p50 ms | p99 ms | rounds req/s | errors |\n| --- | --- | --- | --- | --- | --- |\n",
+            "{} connections, {} upstream(s), {} x {} s rounds, client {}{}\n\n| target | req/s (median) | CPU us/request | req/s per core | p50 ms | p99 ms | rounds req/s | errors |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n",
             self.connections,
             self.upstreams,
             self.rounds,
@@ -351,9 +393,11 @@ impl ProxyReport {
         for r in &self.results {
             let rounds: Vec<String> = r.rounds_rps.iter().map(|v| format!("{:.0}", v)).collect();
             o.push_str(&format!(
-                "| {} | {:.0} | {:.3} | {:.3} | {} | {} |\n",
+                "| {} | {:.0} | {} | {} | {:.3} | {:.3} | {} | {} |\n",
                 r.name,
                 r.rps,
+                r.cpu_us_per_req.map_or("-".into(), |v| format!("{v:.1}")),
+                r.rps_per_core.map_or("-".into(), |v| format!("{v:.0}")),
                 r.p50_ms,
                 r.p99_ms,
                 rounds.join(", "),
@@ -365,6 +409,9 @@ impl ProxyReport {
         }
         if let Some(x) = self.twinkle_vs_haproxy {
             o.push_str(&format!("; twinkle / haproxy: {x:.2}x"));
+        }
+        if let (Some(a), Some(b)) = (self.twinkle_vs_nginx_per_core, self.twinkle_vs_haproxy_per_core) {
+            o.push_str(&format!("\nper core: twinkle / nginx {a:.2}x; twinkle / haproxy {b:.2}x"));
         }
         o.push('\n');
         o

@@ -229,7 +229,8 @@ pub fn metrics(sh: &Shared) -> String {
         let _ =
             writeln!(o, "twinkle_request_duration_seconds_count{{service=\"{}\"}} {}", s.cfg.name, m.totals.requests);
     }
-    let gauges: [(&str, &str, fn(&crate::pool::Service) -> u32); 2] = [
+    type Gauge = (&'static str, &'static str, fn(&crate::pool::Service) -> u32);
+    let gauges: [Gauge; 2] = [
         ("twinkle_inflight", "Requests in flight.", |s| s.inflight.load(std::sync::atomic::Ordering::Relaxed)),
         ("twinkle_held", "Requests waiting for a ready upstream.", |s| {
             s.held.load(std::sync::atomic::Ordering::Relaxed)

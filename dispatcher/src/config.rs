@@ -80,6 +80,8 @@ pub struct DispatchConfig {
     pub services: Vec<ServiceConfig>,
     /// Run active health checks (tests and benchmarks may turn them off).
     pub active_health: bool,
+    /// Serve plain HTTP/1.1 on the fast path (off: every request through hyper).
+    pub fast_path: bool,
 }
 
 /// Parses `HOST:PORT` (a name is resolved once, now).
@@ -160,6 +162,7 @@ impl DispatchConfig {
             },
             services,
             active_health: true,
+            fast_path: true,
         }
     }
 

@@ -13,9 +13,11 @@
 
 pub mod admin;
 pub mod body;
+pub mod chunked;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod fast;
 pub mod health;
 pub mod hygiene;
 pub mod pool;
@@ -101,9 +103,21 @@ pub struct Shared {
     pub unrouted: AtomicU64,
     /// In-flight samples per service.
     pub inflight: Vec<InflightSamples>,
+    /// One service that takes every request: routing is skipped.
+    pub catch_all: bool,
+    /// Plain HTTP/1.1 goes through the fast path ([`fast`]); off, everything goes through hyper.
+    pub fast_path: bool,
 }
 
 impl Shared {
+    /// The service a request for `host` and `path` goes to.
+    pub fn route(&self, host: &str, path: &str) -> Option<usize> {
+        if self.catch_all {
+            return Some(0);
+        }
+        self.routes.select(host, path)
+    }
+
     fn service(&self, name: &str) -> Result<&Arc<Service>, DispatchError> {
         self.services.iter().find(|s| s.cfg.name == name).ok_or_else(|| DispatchError::UnknownService {
             name: name.to_string(),
@@ -286,6 +300,10 @@ impl Dispatcher {
             ids,
             epoch,
             unrouted: AtomicU64::new(0),
+            catch_all: cfg.services.len() == 1
+                && cfg.services[0].route.host == "*"
+                && cfg.services[0].route.path_prefix == "/",
+            fast_path: cfg.fast_path,
             cfg,
         });
 

@@ -38,6 +38,8 @@ pub struct Worker {
     pub conns: Rc<ConnPool>,
     /// This worker's measurements.
     pub rec: Recorder,
+    /// This worker's idle upstream connections of the fast path.
+    pub up: crate::fast::UpPool,
 }
 
 /// A response the proxy writes itself.
@@ -62,7 +64,7 @@ pub async fn handle(w: Rc<Worker>, peer: SocketAddr, req: Request<Incoming>) -> 
         .and_then(|v| v.to_str().ok())
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or("");
-    let Some(si) = w.shared.routes.select(host, req.uri().path()) else {
+    let Some(si) = w.shared.route(host, req.uri().path()) else {
         w.shared.unrouted.fetch_add(1, Ordering::Relaxed);
         let msg = format!("no service takes host {host:?} path {:?}\n", req.uri().path());
         return Ok(local(StatusCode::NOT_FOUND, msg, false));
@@ -265,7 +267,8 @@ async fn forward(w: &Worker, svc: &Service, req: Request<Incoming>, framing: Fra
     }
 }
 
-fn passive_failure(svc: &Service, up: &Upstream) {
+/// Counts a failure against `up` and ejects it when the streak is long enough.
+pub(crate) fn passive_failure(svc: &Service, up: &Upstream) {
     let streak = up.failure();
     if let Some(d) = svc.maybe_eject(up, streak) {
         tracing::warn!(service = %svc.cfg.name, upstream = %up.addr, "ejected for {d:?} after {streak} failures in a row");
@@ -312,7 +315,7 @@ async fn attempt(
 }
 
 /// Waits for an upstream of `svc` to become ready, up to the hold limits.
-async fn hold(svc: &Service) -> Option<Arc<Upstream>> {
+pub(crate) async fn hold(svc: &Service) -> Option<Arc<Upstream>> {
     let h = &svc.cfg.hold;
     if h.max_wait.0.is_zero() {
         return None;

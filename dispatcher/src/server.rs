@@ -73,6 +73,7 @@ pub fn worker_main(
     local.block_on(&rt, async move {
         let listener = TcpListener::from_std(listener)?;
         let worker = Rc::new(Worker {
+            up: crate::fast::UpPool::default(),
             conns: Rc::new(ConnPool::default()),
             rec: shared.stats.recorder(i),
             shared: Arc::clone(&shared),
@@ -92,6 +93,7 @@ pub fn worker_main(
                     .flat_map(|s| s.upstreams().iter().map(|u| u.id).collect::<Vec<_>>())
                     .collect();
                 w.conns.retain(|id| live.contains(&id));
+                w.up.retain(|id| live.contains(&id));
             }
         });
         let mut stop = shutdown.clone();
@@ -142,11 +144,33 @@ pub fn worker_main(
 async fn serve_conn(
     w: Rc<Worker>,
     builder: Rc<auto::Builder<LocalExec>>,
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    if w.shared.fast_path {
+        match crate::fast::serve(&w, &mut stream, peer, &mut shutdown).await {
+            crate::fast::Exit::Closed => {}
+            crate::fast::Exit::Handoff(pre) => {
+                serve_hyper(w, builder, crate::fast::Rewind::new(pre, stream), peer, shutdown).await
+            }
+        }
+    } else {
+        serve_hyper(w, builder, stream, peer, shutdown).await
+    }
+}
+
+/// Serves a connection with hyper (HTTP/1.x and HTTP/2).
+async fn serve_hyper<I>(
+    w: Rc<Worker>,
+    builder: Rc<auto::Builder<LocalExec>>,
+    stream: I,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
     let last = Rc::new(Cell::new(Instant::now()));
     let busy = Rc::new(Cell::new(0u32));
     let idle = w.shared.cfg.timeouts.client_idle;

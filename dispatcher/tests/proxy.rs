@@ -453,3 +453,142 @@ async fn active_checks_take_a_dead_upstream_out_and_bring_it_back() {
         assert!(v.view.healthy, "it answers again: {v:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_of_every_framing_arrive_whole() {
+    let up = TestUpstream::start(Behavior::EchoBody).await;
+    let d = Dispatcher::start(config(vec![up.addr])).expect("start");
+    // Buffered (small, Content-Length) and streamed (large) request bodies.
+    for n in [10usize, 10_000, 300_000] {
+        let body: String = (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+        let (s, _, b) = send(d.local_addr(), "POST", "/echo", &[], &body).await.expect("answer");
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(b.len(), n, "{n}-byte body");
+        assert_eq!(&b[..], body.as_bytes());
+    }
+    // A chunked request body, streamed through.
+    let (r, _) = raw(
+        d.local_addr(),
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.ends_with("hello world"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_close_delimited_interim_and_head_responses_are_relayed() {
+    let wait = Duration::from_secs(3);
+    let chunked = TestUpstream::start(Behavior::Raw(
+        "HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-up: 1\r\n\r\n4\r\nabcd\r\n0\r\n\r\n",
+        false,
+    ))
+    .await;
+    let d = Dispatcher::start(config(vec![chunked.addr])).expect("start");
+    // Two requests on one connection: the chunked answer must end exactly.
+    let (r, _) = raw(
+        d.local_addr(),
+        b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        wait,
+    )
+    .await;
+    assert_eq!(r.matches("HTTP/1.1 200 OK").count(), 2, "{r}");
+    assert!(!r.contains("103"), "interim responses are not relayed: {r}");
+    assert_eq!(r.matches("4\r\nabcd\r\n0\r\n\r\n").count(), 2, "{r}");
+    assert!(r.contains("x-up: 1"), "{r}");
+    drop(d);
+
+    let eof = TestUpstream::start(Behavior::Raw("HTTP/1.1 200 OK\r\n\r\nuntil the end", true)).await;
+    let d = Dispatcher::start(config(vec![eof.addr])).expect("start");
+    let (r, _) = raw(d.local_addr(), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", wait).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.contains("until the end"), "{r}");
+    let lower = r.to_ascii_lowercase();
+    // Relayed as it came (ended by closing the client connection too), or re-framed as chunked.
+    assert!(
+        lower.contains("connection: close") || lower.contains("transfer-encoding: chunked"),
+        "the client must be able to tell where the body ends: {r}"
+    );
+    drop(d);
+
+    let head = TestUpstream::start(Behavior::Raw("HTTP/1.1 200 OK\r\ncontent-length: 1234\r\n\r\n", false)).await;
+    let d = Dispatcher::start(config(vec![head.addr])).expect("start");
+    let (r, _) = raw(
+        d.local_addr(),
+        b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nHEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        wait,
+    )
+    .await;
+    assert_eq!(
+        r.matches("content-length: 1234").count(),
+        2,
+        "HEAD keeps the announced length, and no body follows: {r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order() {
+    let up = TestUpstream::start(Behavior::EchoHeaders).await;
+    let d = Dispatcher::start(config(vec![up.addr])).expect("start");
+    let mut reqs = String::new();
+    for i in 0..5 {
+        reqs.push_str(&format!("GET /{i} HTTP/1.1\r\nHost: x\r\nX-Seq: {i}\r\n\r\n"));
+    }
+    reqs.push_str("GET /last HTTP/1.1\r\nHost: x\r\nX-Seq: 5\r\nConnection: close\r\n\r\n");
+    let (r, closed) = raw(d.local_addr(), reqs.as_bytes(), Duration::from_secs(3)).await;
+    assert!(closed);
+    let order: Vec<usize> = (0..6).map(|i| r.find(&format!("x-seq: {i}")).unwrap_or(usize::MAX)).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "answers out of order or missing: {r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_1_0_and_http_2_clients_are_served_by_hyper() {
+    let up = TestUpstream::start(Behavior::Ok(Duration::ZERO)).await;
+    let d = Dispatcher::start(config(vec![up.addr])).expect("start");
+    let (r, closed) = raw(d.local_addr(), b"GET / HTTP/1.0\r\nHost: x\r\n\r\n", Duration::from_secs(3)).await;
+    assert!(r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.ends_with(&format!("port {}", up.addr.port())), "{r}");
+    assert!(closed, "HTTP/1.0 without keep-alive closes");
+
+    // HTTP/2 with prior knowledge (h2c).
+    let s = tokio::net::TcpStream::connect(d.local_addr()).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http2::handshake::<_, _, http_body_util::Full<bytes::Bytes>>(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(s),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("http://{}/h2", d.local_addr()))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .expect("request");
+    let resp = sender.send_request(req).await.expect("h2 response");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    use http_body_util::BodyExt;
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(port_of(&body), up.addr.port());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unrouted_requests_get_404_and_bad_heads_400() {
+    let up = TestUpstream::start(Behavior::Ok(Duration::ZERO)).await;
+    let mut cfg = config(vec![up.addr]);
+    cfg.services[0].route = policies::model::Route { host: "shop.example.com".into(), path_prefix: "/".into() };
+    let d = Dispatcher::start(cfg).expect("start");
+    let wait = Duration::from_secs(3);
+    let (r, _) =
+        raw(d.local_addr(), b"POST / HTTP/1.1\r\nHost: other.example.com\r\nContent-Length: 3\r\n\r\nabc", wait).await;
+    assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+    assert!(r.contains("no service takes host"), "{r}");
+    let (r, _) =
+        raw(d.local_addr(), b"GET / HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n", wait).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let (r, closed) = raw(d.local_addr(), b"GET / HTTP/1.1\r\nHost shop.example.com\r\n\r\n", wait).await;
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    assert!(closed);
+    let (r, _) = raw(d.local_addr(), b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", wait).await;
+    assert!(r.starts_with("HTTP/1.1 400") || r.starts_with("HTTP/1.1 404"), "no Host: {r}");
+    assert_eq!(up.hits(), 1);
+}

@@ -375,7 +375,7 @@ mod tests {
     fn a_pool_too_small_for_the_guest_is_an_error_that_says_how_to_grow_it() {
         // More huge pages than any test host reserves.
         let size = 1u64 << 40;
-        let err = GuestMemory::new_hugetlb(size).err().expect("a 1 TiB huge-page mapping cannot be reserved");
+        let err = GuestMemory::new_hugetlb(size).expect_err("a 1 TiB huge-page mapping cannot be reserved");
         let msg = err.to_string();
         assert!(matches!(err, MemoryError::HugePool { needed: 524_288, .. }), "{msg}");
         assert!(msg.contains("needs 524288 free 2 MiB huge pages"), "{msg}");

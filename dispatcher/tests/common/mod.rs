@@ -30,6 +30,10 @@ pub enum Behavior {
     EchoHeaders,
     /// Reads the whole request, then closes the connection without answering.
     CloseAfterRead,
+    /// 200 with the request body as the response body.
+    EchoBody,
+    /// Reads each request and writes these bytes as the answer (then closes if `close`).
+    Raw(&'static str, bool),
 }
 
 /// A running test upstream.
@@ -53,6 +57,24 @@ impl TestUpstream {
                 let Ok((mut s, _)) = l.accept().await else { return };
                 let (b, h) = (b.clone(), Arc::clone(&h));
                 tokio::spawn(async move {
+                    if let Behavior::Raw(answer, close) = b {
+                        let mut buf = Vec::new();
+                        let mut chunk = [0u8; 4096];
+                        loop {
+                            let Ok(n) = s.read(&mut chunk).await else { return };
+                            if n == 0 {
+                                return;
+                            }
+                            buf.extend_from_slice(&chunk[..n]);
+                            while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                buf.drain(..end + 4);
+                                h.fetch_add(1, Ordering::SeqCst);
+                                if s.write_all(answer.as_bytes()).await.is_err() || close {
+                                    return;
+                                }
+                            }
+                        }
+                    }
                     if let Behavior::CloseAfterRead = b {
                         let mut buf = Vec::new();
                         let mut chunk = [0u8; 4096];
@@ -82,7 +104,7 @@ impl TestUpstream {
                         async move {
                             h.fetch_add(1, Ordering::SeqCst);
                             let headers = req.headers().clone();
-                            let _ = req.into_body().collect().await;
+                            let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
                             let (status, body) = match b {
                                 Behavior::Ok(d) => {
                                     tokio::time::sleep(d).await;
@@ -96,7 +118,8 @@ impl TestUpstream {
                                         .map(|(k, v)| format!("{}: {}\n", k, v.to_str().unwrap_or("?")))
                                         .collect(),
                                 ),
-                                Behavior::CloseAfterRead => unreachable!(),
+                                Behavior::EchoBody => (200, String::from_utf8_lossy(&body).into_owned()),
+                                Behavior::CloseAfterRead | Behavior::Raw(..) => unreachable!(),
                             };
                             let mut r = Response::new(Full::new(Bytes::from(body)));
                             *r.status_mut() = StatusCode::from_u16(status).expect("status");
@@ -137,6 +160,9 @@ pub fn config(upstreams: Vec<SocketAddr>) -> DispatchConfig {
     c.admin_listen = Some("127.0.0.1:0".into());
     c.threads = 2;
     c.active_health = false;
+    // The same tests run against both engines: `make test` runs them again
+    // with DISPATCH_TEST_ENGINE=hyper (every request through hyper).
+    c.fast_path = std::env::var("DISPATCH_TEST_ENGINE").map_or(true, |e| e != "hyper");
     c
 }
 
