@@ -42,6 +42,28 @@ $T vm control --socket "$dir/r.sock" status | grep -A9 '"paging"'
 $T vm control --socket "$dir/r.sock" stop > /dev/null
 wait "$vm" || true
 
-say "4. A guest that crashes ends its VM with a clear message, not the VMM"
+say "4. The dispatcher in front of two restored VMs: requests spread, one VM drains out under load"
+pids=()
+for i in 1 2; do
+  $T vm restore --image "$dir/img" --strategy twinkle --listen 127.0.0.1:0 > "$dir/v$i" 2>/dev/null &
+  pids+=($!)
+done
+for i in 1 2; do
+  for _ in $(seq 100); do grep -q '^created' "$dir/v$i" 2>/dev/null && break; sleep 0.05; done
+done
+a1=$(sed -n 's/^listening //p' "$dir/v1"); a2=$(sed -n 's/^listening //p' "$dir/v2")
+$T dispatch --listen 127.0.0.1:0 --admin 127.0.0.1:0 --upstream "$a1" --upstream "$a2" > "$dir/d" 2>/dev/null &
+pids+=($!)
+for _ in $(seq 100); do grep -q '^admin on' "$dir/d" 2>/dev/null && break; sleep 0.05; done
+lb=$(sed -n 's/^listening on //p' "$dir/d"); admin=$(sed -n 's/^admin on //p' "$dir/d")
+echo "dispatcher on $lb (admin $admin) in front of $a1 and $a2"
+for _ in $(seq 20); do curl -s -o /dev/null "http://$lb/"; done
+curl -s -X DELETE "http://$admin/services/default/upstreams/$a1" > /dev/null
+for _ in $(seq 10); do curl -s -o /dev/null -w "%{http_code} " "http://$lb/"; done; echo
+curl -s "http://$admin/status" | grep -E '"(addr|state|requests_total|requests|p99_ms)"'
+kill "${pids[@]}" 2>/dev/null || true
+wait 2>/dev/null || true
+
+say "5. A guest that crashes ends its VM with a clear message, not the VMM"
 $T vm run --app crash --arg null || echo "(exit code $?)"
 $T vm run --app crash --arg stack || echo "(exit code $?)"

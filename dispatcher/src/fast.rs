@@ -123,9 +123,9 @@ fn span(buf: &[u8], part: &[u8]) -> Span {
 }
 
 fn parse_request(buf: &[u8], max: usize, head: &mut Head) -> Parsed {
-    let mut table = [httparse::EMPTY_HEADER; TABLE];
-    let mut req = httparse::Request::new(&mut table[..max.clamp(1, TABLE)]);
-    match req.parse(buf) {
+    let mut table = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; TABLE];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(buf, &mut table[..max.clamp(1, TABLE)]) {
         Ok(httparse::Status::Complete(n)) => {
             head.method = span(buf, req.method.unwrap_or("").as_bytes());
             head.target = span(buf, req.path.unwrap_or("").as_bytes());
@@ -144,9 +144,9 @@ fn parse_request(buf: &[u8], max: usize, head: &mut Head) -> Parsed {
 }
 
 fn parse_response(buf: &[u8], head: &mut Head) -> Parsed {
-    let mut table = [httparse::EMPTY_HEADER; TABLE];
-    let mut resp = httparse::Response::new(&mut table);
-    match resp.parse(buf) {
+    let mut table = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; TABLE];
+    let mut resp = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut table) {
         Ok(httparse::Status::Complete(n)) => {
             head.code = resp.code.unwrap_or(0);
             head.target = span(buf, resp.reason.unwrap_or("").as_bytes());
@@ -172,6 +172,21 @@ enum Framing {
     Chunked,
     /// Until the sender closes (responses only).
     Close,
+}
+
+/// Appends `n` in decimal without allocating.
+fn push_num(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 fn is(name: &[u8], lower: &[u8]) -> bool {
@@ -400,7 +415,7 @@ async fn forward_body(
 
 fn push_status(out: &mut Vec<u8>, status: u16, reason: &str) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.to_string().as_bytes());
+    push_num(out, u64::from(status));
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -411,7 +426,7 @@ async fn local(s: &mut TcpStream, status: u16, reason: &str, msg: &str, close: b
     let mut out = Vec::with_capacity(160 + msg.len());
     push_status(&mut out, status, reason);
     out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\nserver: twinkle\r\ncontent-length: ");
-    out.extend_from_slice(msg.len().to_string().as_bytes());
+    push_num(&mut out, msg.len() as u64);
     out.extend_from_slice(b"\r\n");
     if retry_after {
         out.extend_from_slice(b"retry-after: 1\r\n");
@@ -460,7 +475,7 @@ fn upstream_head(out: &mut Vec<u8>, buf: &[u8], h: &Head, req: &Request, ip: &st
     match req.framing {
         Framing::Length(n) => {
             out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(n.to_string().as_bytes());
+            push_num(out, n);
             out.extend_from_slice(b"\r\n");
         }
         Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
@@ -520,7 +535,7 @@ fn response_info(buf: &[u8], h: &Head, head_method: bool) -> Result<RespInfo, &'
 fn client_head(out: &mut Vec<u8>, buf: &[u8], h: &Head, info: &RespInfo, close: bool) {
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(h.code.to_string().as_bytes());
+    push_num(out, u64::from(h.code));
     out.push(b' ');
     out.extend_from_slice(&buf[h.target.0..h.target.1]);
     out.extend_from_slice(b"\r\n");
@@ -543,7 +558,7 @@ fn client_head(out: &mut Vec<u8>, buf: &[u8], h: &Head, info: &RespInfo, close: 
     match info.framing {
         Framing::Length(n) => {
             out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(n.to_string().as_bytes());
+            push_num(out, n);
             out.extend_from_slice(b"\r\n");
         }
         Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
@@ -744,10 +759,12 @@ async fn proxy_one(
     let safe = req.idempotent && replayable;
     let retry = &svc.cfg.retry;
     let mut attempts_left = retry.attempts;
-    let mut tried: Vec<u64> = Vec::new();
+    // Upstreams tried so far (the first few: retries beyond that may repeat one).
+    let mut tried = [0u64; 8];
+    let mut ntried = 0usize;
     let mut streamed = false;
     loop {
-        let up = match svc.pick(&tried) {
+        let up = match svc.pick(&tried[..ntried]) {
             Some(u) => u,
             None => match hold(svc).await {
                 Some(u) => u,
@@ -761,7 +778,10 @@ async fn proxy_one(
                 }
             },
         };
-        tried.push(up.id);
+        if ntried < tried.len() {
+            tried[ntried] = up.id;
+            ntried += 1;
+        }
         let t1 = Instant::now();
         up.inflight.fetch_add(1, Ordering::Relaxed);
         let res =
@@ -1046,5 +1066,45 @@ impl tokio::io::AsyncWrite for Rewind {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in [0u64, 7, 10, 404, 65536, u64::MAX] {
+            let mut v = Vec::new();
+            push_num(&mut v, n);
+            assert_eq!(v, n.to_string().into_bytes());
+        }
+    }
+
+    #[test]
+    fn heads_parse_into_spans_and_framing_is_classified() {
+        let buf = b"POST /a?b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close, x-secret\r\n\r\nabc";
+        let mut h = Head { method: (0, 0), target: (0, 0), code: 0, minor: 0, headers: Vec::new(), len: 0 };
+        assert!(matches!(parse_request(buf, 100, &mut h), Parsed::Complete));
+        assert_eq!(&buf[h.method.0..h.method.1], b"POST");
+        assert_eq!(&buf[h.target.0..h.target.1], b"/a?b");
+        assert_eq!(h.len, buf.len() - 3);
+        let r = classify(buf, &h, 1000).ok().flatten().expect("fast path");
+        assert_eq!(r.framing, Framing::Length(3));
+        assert!(r.close && r.conn_names && !r.idempotent);
+        let mut out = Vec::new();
+        upstream_head(&mut out, buf, &h, &r, "10.0.0.9");
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("POST /a?b HTTP/1.1\r\nHost: x\r\n"), "{text}");
+        assert!(!text.to_ascii_lowercase().contains("connection"), "{text}");
+        assert!(text.contains("x-forwarded-for: 10.0.0.9\r\n"), "{text}");
+        assert!(text.ends_with("content-length: 3\r\n\r\n"), "{text}");
+        let mut h = Head { method: (0, 0), target: (0, 0), code: 0, minor: 0, headers: Vec::new(), len: 0 };
+        assert!(matches!(parse_request(b"GET / HTTP/1.1\r\nHo", 100, &mut h), Parsed::Partial));
+        assert!(matches!(parse_request(b"GET / HTTP/1.1\r\nA: b\r\nC: d\r\n\r\n", 1, &mut h), Parsed::TooMany));
+        let upgrade = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n";
+        assert!(matches!(parse_request(upgrade, 100, &mut h), Parsed::Complete));
+        assert!(classify(upgrade, &h, 1000).ok().expect("valid").is_none(), "upgrades go to hyper");
     }
 }
