@@ -52,11 +52,79 @@ enum Command {
     /// Prepare and inspect this host's resources for VMs.
     #[command(subcommand)]
     Host(HostCmd),
+    /// Load generator: emulated users (closed loop) or arrivals at a rate (open loop), flash-crowd profiles, HDR reports.
+    #[command(
+        after_help = "Examples:\n  twinkle loadgen --target http://127.0.0.1:8080/ --workload get --users 64 --think 0 --duration 30s\n  twinkle loadgen --target http://127.0.0.1:8080/ --rate 2000 --connections 64 --duration 60s --json\n  twinkle loadgen --target http://127.0.0.1:8080/ --users 50 --profile step:base=50,peak=500,at=30s,hold=60s --duration 120s --out results/crowd\n\nProfiles: const:value=N, step:base=,peak=,at=,hold=, ramp:from=,to=,at=,over=, spike:base=,peak=,at=,for=, trace:file=X.csv; join with + (they add up), or give a TOML file of [[shape]] tables."
+    )]
+    Loadgen(LoadgenArgs),
     /// The HTTP load balancer alone, with a static pool (the engine `twinkle serve` runs).
     #[command(
         after_help = "Examples:\n  twinkle dispatch --listen 127.0.0.1:8080 --upstream 127.0.0.1:8001 --upstream 127.0.0.1:8002\n  twinkle dispatch --policy policies/examples/two-services.toml --upstream rubis=127.0.0.1:8001 --upstream tpcw=127.0.0.1:8002\n  curl -s 127.0.0.1:9090/status; curl -s 127.0.0.1:9090/metrics\n  curl -s -XPOST 127.0.0.1:9090/services/default/upstreams -d '{\"addr\":\"127.0.0.1:8003\"}'\n  curl -s -XDELETE 127.0.0.1:9090/services/default/upstreams/127.0.0.1:8001"
     )]
     Dispatch(DispatchArgs),
+}
+
+#[derive(Args, Debug)]
+struct LoadgenArgs {
+    /// The URL to load: http://HOST:PORT/PATH.
+    #[arg(long, value_name = "URL")]
+    target: String,
+    /// What to send: get (the target URL over and over).
+    #[arg(long, default_value = "get", value_parser = ["get"])]
+    workload: String,
+    /// Closed loop: this many emulated users.
+    #[arg(long, value_name = "N", conflicts_with = "rate")]
+    users: Option<u32>,
+    /// Open loop: this many requests per second, whatever the server does.
+    #[arg(long, value_name = "R")]
+    rate: Option<f64>,
+    /// Think time between a user's requests: mean=7s,max=70s (negative exponential), or 0.
+    #[arg(long, value_name = "SPEC", default_value = "mean=7s,max=70s", value_parser = parse_think)]
+    think: loadgen::Think,
+    /// Users (closed loop) or rate (open loop) over time, instead of a constant.
+    #[arg(long, value_name = "SPEC|FILE")]
+    profile: Option<String>,
+    /// How long to run (30s, 2m).
+    #[arg(long, value_name = "D", default_value = "30s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Open loop: connections the arrivals are spread over.
+    #[arg(long, value_name = "C", default_value_t = 64)]
+    connections: usize,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "T")]
+    threads: Option<usize>,
+    /// A request with no whole response after this long counts as a timeout.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Write summary.json, series.csv, interactions.csv, latency.svg and throughput.svg here.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print the summary as JSON (otherwise a table).
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    loadgen::parse_secs(s)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("{s:?} is not a duration (30s, 500ms, 2m)"))
+}
+
+fn parse_think(s: &str) -> Result<loadgen::Think, String> {
+    if s.trim() == "0" {
+        return Ok(loadgen::Think { mean: Duration::ZERO, max: Duration::ZERO });
+    }
+    let mut t = loadgen::Think { mean: Duration::from_secs(7), max: Duration::from_secs(70) };
+    for kv in s.split(',') {
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("{kv:?}: write mean=7s,max=70s or 0"))?;
+        let d = parse_duration(v)?;
+        match k.trim() {
+            "mean" => t.mean = d,
+            "max" => t.max = d,
+            other => return Err(format!("unknown think key {other:?}: write mean=7s,max=70s or 0")),
+        }
+    }
+    Ok(t)
 }
 
 #[derive(Args, Debug)]
@@ -207,6 +275,24 @@ enum BenchCmd {
         after_help = "Examples:\n  twinkle bench proxy --json\n  twinkle bench proxy --upstreams 4 --connections 256 --json"
     )]
     Proxy(BenchProxyArgs),
+    /// The load generator against wrk (same connections, one thread each, nginx serving a small response).
+    #[command(
+        after_help = "Examples:\n  twinkle bench loadgen --json\n  twinkle bench loadgen --connections 128 --secs 10 --json"
+    )]
+    Loadgen {
+        /// Connections of each client.
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5)]
+        secs: u32,
+        /// Rounds (alternating the clients); medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Sweep of demand prediction's segment size N and threshold P (prediction alone: no working set, no background).
     #[command(
         after_help = "Examples:\n  twinkle bench prediction --json\n  twinkle bench prediction --workloads mcf,omnetpp --segments 32,64,128 --thresholds 1,2,4"
@@ -514,6 +600,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
         Command::Image(ImageCmd::Build(a)) => image_build(a),
         Command::Host(HostCmd::Prepare { huge_pages, json }) => host_prepare(huge_pages, json),
         Command::Dispatch(a) => dispatch(a),
+        Command::Loadgen(a) => loadgen_cmd(a),
         Command::Images(ImagesCmd::Serve { dir, listen, link }) => {
             if !dir.is_dir() {
                 anyhow::bail!("--dir {}: not a directory", dir.display());
@@ -552,6 +639,27 @@ fn run(cmd: Command) -> Result<ExitCode> {
             Ok(if reply["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Bench(BenchCmd::Boot(a)) => bench_boot(a),
+        Command::Bench(BenchCmd::Loadgen { connections, secs, rounds, json }) => {
+            let work = std::env::temp_dir().join(format!("twinkle-bench-loadgen-{}", std::process::id()));
+            let r = bench::loadgen::run_bench(&bench::loadgen::LoadgenBenchOptions {
+                twinkle: std::env::current_exe().context("cannot find the twinkle binary")?,
+                connections: connections.max(1),
+                secs: secs.max(1),
+                rounds: rounds.max(1),
+                work_dir: work.clone(),
+            });
+            let _ = std::fs::remove_dir_all(&work);
+            let r = r?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                for x in &r.results {
+                    println!("{:<16} {:>9.0} req/s  p99 {:.3} ms  rounds {:?}", x.name, x.rps, x.p99_ms, x.rounds_rps);
+                }
+                println!("twinkle-loadgen / wrk: {:.2}x", r.loadgen_vs_wrk);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(BenchCmd::Proxy(a)) => {
             let work = std::env::temp_dir().join(format!("twinkle-proxy-{}", std::process::id()));
             let r = bench::proxy::run_bench(&bench::proxy::ProxyOptions {
@@ -765,6 +873,50 @@ fn vm_restore(a: VmRestoreArgs) -> Result<ExitCode> {
     };
     let exit = vmm_lite::launch::restore(opts, print_event).with_context(|| format!("cannot restore {name}"))?;
     Ok(report_exit(&name, exit))
+}
+
+fn loadgen_cmd(a: LoadgenArgs) -> Result<ExitCode> {
+    let target = loadgen::Target::parse(&a.target)?;
+    let workload: std::sync::Arc<dyn loadgen::Workload> =
+        std::sync::Arc::new(loadgen::Get::new(&target.host, &target.path));
+    let shape = match &a.profile {
+        Some(p) => Some(loadgen::Profile::parse(p)?),
+        None => None,
+    };
+    let mode = match (a.users, a.rate) {
+        (_, Some(r)) => loadgen::Mode::Open {
+            rate: shape.unwrap_or_else(|| loadgen::Profile::constant(r)),
+            connections: a.connections.max(1),
+        },
+        (Some(n), None) => loadgen::Mode::Closed {
+            users: shape.unwrap_or_else(|| loadgen::Profile::constant(f64::from(n))),
+            think: a.think,
+        },
+        (None, None) => match shape {
+            Some(users) => loadgen::Mode::Closed { users, think: a.think },
+            None => anyhow::bail!(
+                "say how much load: --users N (closed loop), --rate R (open loop), or --profile SPEC (users over time)"
+            ),
+        },
+    };
+    let plan = loadgen::Plan {
+        addr: target.addr,
+        workload,
+        mode,
+        duration: a.duration,
+        threads: a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1),
+        timeout: a.timeout,
+    };
+    let report = loadgen::run(&plan, !a.json)?;
+    if let Some(dir) = &a.out {
+        report.write(dir).with_context(|| format!("cannot write the report into {}", dir.display()))?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn dispatch(a: DispatchArgs) -> Result<ExitCode> {

@@ -6,9 +6,11 @@
 //!   app run as a native host process.
 //! - [`startup`]: restored VMs under every start strategy.
 //! - [`proxy`]: the dispatcher against nginx and HAProxy as reverse proxies.
+//! - [`loadgen`]: the load generator against wrk.
 
 pub mod boot;
 pub mod httpload;
+pub mod loadgen;
 pub mod plot;
 pub mod prediction;
 pub mod process;

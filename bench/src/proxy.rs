@@ -97,22 +97,22 @@ pub struct ProxyReport {
     pub notes: Vec<String>,
 }
 
-fn free_port() -> Result<u16, BenchError> {
+pub(crate) fn free_port() -> Result<u16, BenchError> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|source| BenchError::Io { what: "finding a free port".into(), source })?;
     l.local_addr().map(|a| a.port()).map_err(|source| BenchError::Io { what: "finding a free port".into(), source })
 }
 
-fn have(cmd: &str) -> bool {
+pub(crate) fn have(cmd: &str) -> bool {
     Command::new(cmd).arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
 }
 
-fn write(path: &Path, text: &str) -> Result<(), BenchError> {
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), BenchError> {
     std::fs::write(path, text).map_err(|source| BenchError::Io { what: format!("write {}", path.display()), source })
 }
 
 /// Starts `cmd` (pinned to `cpus` when given), killed when dropped.
-fn spawn(cpus: Option<&str>, cmd: &str, args: &[&str]) -> Result<ChildGuard, BenchError> {
+pub(crate) fn spawn(cpus: Option<&str>, cmd: &str, args: &[&str]) -> Result<ChildGuard, BenchError> {
     let child = httpload::pinned_command(cpus, cmd)
         .args(args)
         .stdin(Stdio::null())
@@ -126,7 +126,7 @@ fn spawn(cpus: Option<&str>, cmd: &str, args: &[&str]) -> Result<ChildGuard, Ben
 }
 
 /// Waits until `GET /` at `addr` answers 200.
-fn wait_ready(addr: SocketAddr, what: &str) -> Result<(), BenchError> {
+pub(crate) fn wait_ready(addr: SocketAddr, what: &str) -> Result<(), BenchError> {
     use std::io::{Read, Write};
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
@@ -163,7 +163,7 @@ fn nginx_http_common(dir: &Path) -> String {
 }
 
 /// The upstream: nginx answering `GET /` with a small static body on each port.
-fn upstream_config(dir: &Path, ports: &[u16]) -> String {
+pub(crate) fn upstream_config(dir: &Path, ports: &[u16]) -> String {
     let mut c = nginx_common(dir, "upstream");
     c.push_str("http {\n");
     c.push_str(&nginx_http_common(dir));
@@ -218,7 +218,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / if hz > 0 { hz as f64 } else { 100.0 })
 }
 
-fn median(v: &[f64]) -> f64 {
+pub(crate) fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     if v.is_empty() {

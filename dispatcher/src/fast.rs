@@ -29,11 +29,11 @@ use tokio::time::Sleep;
 
 use policies::model::RetryOn;
 
-use crate::chunked::{ChunkScanner, Malformed};
 use crate::hygiene::VIA;
 use crate::pool::{Service, Upstream};
 use crate::proxy::{hold, passive_failure, Worker};
 use crate::stats::ErrorKind;
+use httpwire::{push_num, ChunkScanner, Malformed};
 
 /// Headers the fast path's parse table holds; a request with more goes to hyper.
 const TABLE: usize = 128;
@@ -172,21 +172,6 @@ enum Framing {
     Chunked,
     /// Until the sender closes (responses only).
     Close,
-}
-
-/// Appends `n` in decimal without allocating.
-fn push_num(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 fn is(name: &[u8], lower: &[u8]) -> bool {
@@ -1072,15 +1057,6 @@ impl tokio::io::AsyncWrite for Rewind {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_are_written_in_decimal() {
-        for n in [0u64, 7, 10, 404, 65536, u64::MAX] {
-            let mut v = Vec::new();
-            push_num(&mut v, n);
-            assert_eq!(v, n.to_string().into_bytes());
-        }
-    }
 
     #[test]
     fn heads_parse_into_spans_and_framing_is_classified() {

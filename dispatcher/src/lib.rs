@@ -13,7 +13,6 @@
 
 pub mod admin;
 pub mod body;
-pub mod chunked;
 pub mod client;
 pub mod config;
 pub mod error;
