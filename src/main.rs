@@ -69,9 +69,16 @@ struct LoadgenArgs {
     /// The URL to load: http://HOST:PORT/PATH.
     #[arg(long, value_name = "URL")]
     target: String,
-    /// What to send: get (the target URL over and over).
-    #[arg(long, default_value = "get", value_parser = ["get"])]
+    /// What to send: get (the target URL over and over), rubis or tpcw (user sessions; the target's path is ignored).
+    #[arg(long, default_value = "get", value_parser = ["get", "rubis", "tpcw"])]
     workload: String,
+    /// The session mix: bidding|browsing (rubis, default bidding), browsing|shopping|ordering (tpcw, default shopping).
+    #[arg(long, value_name = "MIX")]
+    mix: Option<String>,
+    /// Data scale, as given to the data loader, so the ids the sessions use exist
+    /// (rubis: fraction of 1 M users, default 0.01; tpcw: fraction of 10,000 items, default 0.1).
+    #[arg(long, value_name = "S")]
+    scale: Option<f64>,
     /// Closed loop: this many emulated users.
     #[arg(long, value_name = "N", conflicts_with = "rate")]
     users: Option<u32>,
@@ -877,8 +884,30 @@ fn vm_restore(a: VmRestoreArgs) -> Result<ExitCode> {
 
 fn loadgen_cmd(a: LoadgenArgs) -> Result<ExitCode> {
     let target = loadgen::Target::parse(&a.target)?;
-    let workload: std::sync::Arc<dyn loadgen::Workload> =
-        std::sync::Arc::new(loadgen::Get::new(&target.host, &target.path));
+    let workload: std::sync::Arc<dyn loadgen::Workload> = match a.workload.as_str() {
+        "rubis" => std::sync::Arc::new(
+            loadgen::Rubis::new(
+                &target.host,
+                a.mix.as_deref().unwrap_or("bidding"),
+                a.scale.unwrap_or(appspec::rubis::DEFAULT_SCALE),
+            )
+            .map_err(|e| anyhow::anyhow!("--mix: {e}"))?,
+        ),
+        "tpcw" => std::sync::Arc::new(
+            loadgen::Tpcw::new(
+                &target.host,
+                a.mix.as_deref().unwrap_or("shopping"),
+                a.scale.unwrap_or(appspec::tpcw::DEFAULT_SCALE),
+            )
+            .map_err(|e| anyhow::anyhow!("--mix: {e}"))?,
+        ),
+        _ => {
+            if a.mix.is_some() {
+                anyhow::bail!("--mix applies to --workload rubis or tpcw");
+            }
+            std::sync::Arc::new(loadgen::Get::new(&target.host, &target.path))
+        }
+    };
     let shape = match &a.profile {
         Some(p) => Some(loadgen::Profile::parse(p)?),
         None => None,

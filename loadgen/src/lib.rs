@@ -4,6 +4,7 @@
 //! profiles such as flash crowds; HDR histograms overall, per interaction
 //! and per second; reports as a table, JSON, CSV and SVG plots.
 
+pub mod apps;
 pub mod client;
 pub mod engine;
 pub mod plot;
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+pub use apps::{Rubis, Tpcw};
 pub use engine::{Mode, Plan, Think};
 pub use profile::{parse_secs, Profile};
 pub use report::Report;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loadgen::{Get, Mode, Plan, Profile, Think};
+use loadgen::{Get, Mode, Plan, Profile, Rubis, Think, Tpcw, Workload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How the test server answers.
@@ -177,5 +177,32 @@ fn errors_are_classified() {
     // Nothing is dropped: every request sent is a response or an error.
     for (k, v) in &r.errors {
         assert!(k == "total" || *v <= r.errors["total"]);
+    }
+}
+
+#[test]
+fn session_mixes_converge_to_their_targets_over_http() {
+    let (addr, _) = server(Server::Ok { stall_from: None });
+    let think0 = Think { mean: Duration::ZERO, max: Duration::ZERO };
+    let workloads: Vec<(&str, Arc<dyn Workload>)> = vec![
+        ("tpcw shopping", Arc::new(Tpcw::new("test", "shopping", 0.1).expect("mix"))),
+        ("tpcw ordering", Arc::new(Tpcw::new("test", "ordering", 0.1).expect("mix"))),
+        ("rubis bidding", Arc::new(Rubis::new("test", "bidding", 0.01).expect("mix"))),
+    ];
+    for (name, w) in workloads {
+        let mut p = plan(addr, Mode::Closed { users: Profile::constant(16.0), think: think0 }, 3.0);
+        p.workload = w;
+        let r = loadgen::run(&p, false).expect("run");
+        assert!(r.requests > 10_000, "{name}: only {} requests", r.requests);
+        assert_eq!(r.errors["total"], r.errors["cancelled"], "{name}: {:?}", r.errors);
+        for (interaction, i) in &r.per_interaction {
+            let target = i.target_pct.expect("a target mix");
+            assert!(
+                (i.share_pct - target).abs() <= 2.0,
+                "{name} {interaction}: {:.2}% achieved vs {:.2}% target",
+                i.share_pct,
+                target
+            );
+        }
     }
 }
