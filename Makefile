@@ -34,6 +34,7 @@ bench: release
 	target/release/twinkle bench boot --json
 	target/release/twinkle bench proxy --json
 	target/release/twinkle bench proxy --upstreams 4 --connections 256 --json
+	target/release/twinkle bench loadgen --json
 	@if [ "$$(id -u)" = 0 ]; then target/release/twinkle host prepare --huge-pages 600; fi
 	target/release/twinkle bench startup --json
 

@@ -258,6 +258,10 @@ impl Workload for Tpcw {
         Some(self.mix.to_vec())
     }
 
+    fn p90_limits_ms(&self) -> Option<Vec<f64>> {
+        Some(tpcw::P90_LIMIT_S.iter().map(|s| s * 1000.0).collect())
+    }
+
     fn session(&self, rng: &mut fastrand::Rng) -> Box<dyn Session> {
         let customers = self.scale.customers;
         // 80% of sessions are known customers, NURand-chosen.

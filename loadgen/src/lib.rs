@@ -117,5 +117,6 @@ pub fn run(plan: &Plan, progress: bool) -> Result<Report, LoadError> {
     engine::run(plan, &shared, &mut tick)?;
     pb.finish_and_clear();
     let target = plan.workload.target_mix();
-    Ok(report::build(&shared, &names, target.as_deref(), plan.duration.as_secs_f64()))
+    let limits = plan.workload.p90_limits_ms();
+    Ok(report::build(&shared, &names, target.as_deref(), limits.as_deref(), plan.duration.as_secs_f64()))
 }

@@ -59,6 +59,12 @@ pub struct InteractionReport {
     pub target_pct: Option<f64>,
     /// Response times, ms.
     pub latency_ms: Latency,
+    /// The benchmark's 90th-percentile limit, ms (TPC-W), and whether p90 is within it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p90_limit_ms: Option<f64>,
+    /// p90 <= its limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p90_ok: Option<bool>,
 }
 
 /// One second of the run.
@@ -105,7 +111,13 @@ pub struct Report {
 }
 
 /// Merges the threads' statistics into a report.
-pub fn build(shared: &Shared, names: &[String], target: Option<&[f64]>, duration_s: f64) -> Report {
+pub fn build(
+    shared: &Shared,
+    names: &[String],
+    target: Option<&[f64]>,
+    limits: Option<&[f64]>,
+    duration_s: f64,
+) -> Report {
     let mut corrected = histogram(3);
     let mut uncorrected = histogram(3);
     // (histogram, responses, errors, failures)
@@ -156,6 +168,8 @@ pub fn build(shared: &Shared, names: &[String], target: Option<&[f64]>, duration
                 share_pct: 100.0 * (resp + fails) as f64 / total as f64,
                 target_pct: target.and_then(|t| t.get(i).copied()),
                 latency_ms: Latency::of(h),
+                p90_limit_ms: limits.and_then(|l| l.get(i).copied()),
+                p90_ok: limits.and_then(|l| l.get(i)).map(|l| h.is_empty() || Latency::of(h).p90 <= *l),
             },
         );
     }
@@ -218,14 +232,19 @@ impl Report {
             for (name, i) in &self.per_interaction {
                 let _ = writeln!(
                     o,
-                    "{:<28} {:>9} {:>7} {:>8.2} {:>8} {:>9.2} {:>9.2}",
+                    "{:<28} {:>9} {:>7} {:>8.2} {:>8} {:>9.2} {:>9.2} {:>9.2}{}",
                     name,
                     i.requests,
                     i.errors,
                     i.share_pct,
                     i.target_pct.map_or("-".into(), |t| format!("{t:.2}")),
                     i.latency_ms.p50,
-                    i.latency_ms.p99
+                    i.latency_ms.p90,
+                    i.latency_ms.p99,
+                    match (i.p90_ok, i.p90_limit_ms) {
+                        (Some(false), Some(l)) => format!("  p90 over its {:.0} s limit", l / 1e3),
+                        _ => String::new(),
+                    }
                 );
             }
         }

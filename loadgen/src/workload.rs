@@ -32,6 +32,11 @@ pub trait Workload: Send + Sync {
         None
     }
 
+    /// 90th-percentile response-time limit of each interaction, ms, when the benchmark sets them.
+    fn p90_limits_ms(&self) -> Option<Vec<f64>> {
+        None
+    }
+
     /// A new session.
     fn session(&self, rng: &mut fastrand::Rng) -> Box<dyn Session>;
 }

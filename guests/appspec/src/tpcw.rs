@@ -42,6 +42,9 @@ pub const PATHS: [&str; 14] = [
     "/tpcw/TPCW_shopping_cart_interaction",
 ];
 
+/// 90th-percentile response-time limits, seconds (TPC-W 1.8), in [`CODES`] order.
+pub const P90_LIMIT_S: [f64; 14] = [20.0, 3.0, 5.0, 5.0, 3.0, 3.0, 3.0, 5.0, 3.0, 3.0, 3.0, 3.0, 10.0, 3.0];
+
 /// Index of Home, where every session starts.
 pub const HOME: u8 = 6;
 /// Interactions that write (Shopping Cart, Buy Request, Buy Confirm, Admin Confirm).
