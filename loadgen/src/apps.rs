@@ -8,15 +8,17 @@ use std::time::{Duration, Instant};
 
 use appspec::{rubis, tpcw};
 
-use crate::workload::{Next, Session, Workload};
+use crate::workload::{CookieJar, Next, Session, Workload};
 
-fn request(out: &mut Vec<u8>, host: &str, target: &str) {
+fn request(out: &mut Vec<u8>, host: &str, target: &str, jar: &CookieJar) {
     out.clear();
     out.extend_from_slice(b"GET ");
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     out.extend_from_slice(host.as_bytes());
-    out.extend_from_slice(b"\r\nUser-Agent: twinkle-loadgen\r\n\r\n");
+    out.extend_from_slice(b"\r\nUser-Agent: twinkle-loadgen\r\n");
+    jar.header(out);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// A number after `key` in `body` (e.g. `name=minBid value=` then digits).
@@ -76,6 +78,7 @@ struct RubisSession {
     started: bool,
     ended: bool,
     target: String,
+    jar: CookieJar,
 }
 
 impl Session for RubisSession {
@@ -93,11 +96,12 @@ impl Session for RubisSession {
             rubis::HOME
         };
         rubis::target(state, &self.p, &mut self.target);
-        request(out, &self.host, &self.target);
+        request(out, &self.host, &self.target, &self.jar);
         Some(Next { interaction: state as usize, head: false, keep_body: true })
     }
 
-    fn observe(&mut self, status: u16, body: &[u8]) {
+    fn observe(&mut self, status: u16, body: &[u8], set_cookie: &[u8]) {
+        self.jar.store(set_cookie);
         if status >= 400 || contains(body, b"ERROR") {
             // The original client counts it and starts over at Home.
             self.ended = true;
@@ -163,6 +167,7 @@ impl Workload for Rubis {
             started: false,
             ended: false,
             target: String::with_capacity(256),
+            jar: CookieJar::default(),
         })
     }
 }
@@ -199,6 +204,7 @@ struct TpcwSession {
     until: Instant,
     p: tpcw::Params,
     target: String,
+    jar: CookieJar,
 }
 
 impl Session for TpcwSession {
@@ -232,11 +238,12 @@ impl Session for TpcwSession {
         }
         self.current = ix;
         tpcw::target(ix, &self.p, &mut self.target);
-        request(out, &self.host, &self.target);
+        request(out, &self.host, &self.target, &self.jar);
         Some(Next { interaction: ix as usize, head: false, keep_body: true })
     }
 
-    fn observe(&mut self, _status: u16, body: &[u8]) {
+    fn observe(&mut self, _status: u16, body: &[u8], set_cookie: &[u8]) {
+        self.jar.store(set_cookie);
         if let Some(id) = number_after(body, b"SHOPPING_ID=") {
             self.p.shopping_id = Some(id);
         }
@@ -279,6 +286,7 @@ impl Workload for Tpcw {
             until: Instant::now() + usmd,
             p: tpcw::Params { customer, ..Default::default() },
             target: String::with_capacity(256),
+            jar: CookieJar::default(),
         })
     }
 }
@@ -299,7 +307,7 @@ mod tests {
                     counts[next.interaction] += 1;
                     total += 1;
                     assert!(out.starts_with(b"GET /"), "{}", String::from_utf8_lossy(&out));
-                    s.observe(200, b"<html>ok</html>");
+                    s.observe(200, b"<html>ok</html>", b"");
                 }
                 None => s = w.session(&mut rng),
             }

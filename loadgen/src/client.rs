@@ -33,6 +33,8 @@ pub struct Response<'a> {
     pub body: &'a [u8],
     /// The server will close the connection after this response.
     pub close: bool,
+    /// The `name=value` parts of its Set-Cookie headers, `; `-separated.
+    pub set_cookie: &'a [u8],
 }
 
 /// One connection.
@@ -40,6 +42,7 @@ pub struct Conn {
     s: TcpStream,
     buf: Vec<u8>,
     body: Vec<u8>,
+    cookies: Vec<u8>,
 }
 
 impl Conn {
@@ -48,7 +51,7 @@ impl Conn {
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
-                Ok(Conn { s, buf: Vec::with_capacity(16 * 1024), body: Vec::new() })
+                Ok(Conn { s, buf: Vec::with_capacity(16 * 1024), body: Vec::new(), cookies: Vec::new() })
             }
             _ => Err(Failure::Connect),
         }
@@ -67,6 +70,7 @@ impl Conn {
         }
         self.buf.clear();
         self.body.clear();
+        self.cookies.clear();
         // The head.
         let (status, framing, close, head_len) = loop {
             if !self.buf.is_empty() {
@@ -94,6 +98,14 @@ impl Conn {
                                 framing = Framing::Chunked;
                             } else if h.name.eq_ignore_ascii_case("connection") {
                                 close |= h.value.eq_ignore_ascii_case(b"close");
+                            } else if h.name.eq_ignore_ascii_case("set-cookie") {
+                                let pair = h.value.split(|b| *b == b';').next().unwrap_or(b"").trim_ascii();
+                                if !pair.is_empty() {
+                                    if !self.cookies.is_empty() {
+                                        self.cookies.extend_from_slice(b"; ");
+                                    }
+                                    self.cookies.extend_from_slice(pair);
+                                }
                             }
                         }
                         if head_request || code == 204 || code == 304 {
@@ -158,7 +170,7 @@ impl Conn {
     }
 
     fn response(&self, status: u16, close: bool) -> Response<'_> {
-        Response { status, body: &self.body, close }
+        Response { status, body: &self.body, close, set_cookie: &self.cookies }
     }
 
     /// Reads more into `buf`; a closed connection is `Reset`, the deadline `Timeout`.

@@ -229,7 +229,7 @@ impl Client {
                     (done - sent_at).as_micros() as u64,
                     status,
                 );
-                self.session.observe(status, resp.body);
+                self.session.observe(status, resp.body, resp.set_cookie);
                 if close {
                     self.conn = None;
                 }

@@ -18,8 +18,9 @@ pub trait Session {
     /// ends the session (a new one starts).
     fn next(&mut self, rng: &mut fastrand::Rng, out: &mut Vec<u8>) -> Option<Next>;
 
-    /// Sees the response to the last request.
-    fn observe(&mut self, _status: u16, _body: &[u8]) {}
+    /// Sees the response to the last request: its status, body (when asked
+    /// for) and Set-Cookie `name=value` pairs (`; `-separated).
+    fn observe(&mut self, _status: u16, _body: &[u8], _set_cookie: &[u8]) {}
 }
 
 /// A kind of load.
@@ -74,5 +75,61 @@ impl Workload for Get {
 
     fn session(&self, _rng: &mut fastrand::Rng) -> Box<dyn Session> {
         Box::new(GetSession { request: self.request.clone() })
+    }
+}
+
+/// A session's cookies, sent back as a browser would (name=value, the latest
+/// value of each name wins).
+#[derive(Clone, Debug, Default)]
+pub struct CookieJar {
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl CookieJar {
+    /// Keeps the pairs of a response's Set-Cookie headers.
+    pub fn store(&mut self, set_cookie: &[u8]) {
+        for part in set_cookie.split(|b| *b == b';') {
+            let part = part.trim_ascii();
+            let Some(eq) = part.iter().position(|b| *b == b'=') else { continue };
+            let (name, value) = (&part[..eq], &part[eq + 1..]);
+            match self.pairs.iter_mut().find(|(n, _)| n == name) {
+                Some(p) => p.1 = value.to_vec(),
+                None => self.pairs.push((name.to_vec(), value.to_vec())),
+            }
+        }
+    }
+
+    /// Appends a `Cookie:` header line when there is anything to send.
+    pub fn header(&self, out: &mut Vec<u8>) {
+        if self.pairs.is_empty() {
+            return;
+        }
+        out.extend_from_slice(b"Cookie: ");
+        for (i, (n, v)) in self.pairs.iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b"; ");
+            }
+            out.extend_from_slice(n);
+            out.push(b'=');
+            out.extend_from_slice(v);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_come_back_latest_value_first_seen_order() {
+        let mut j = CookieJar::default();
+        let mut out = Vec::new();
+        j.header(&mut out);
+        assert!(out.is_empty());
+        j.store(b"sid=1; theme=dark");
+        j.store(b"sid=2");
+        j.header(&mut out);
+        assert_eq!(out, b"Cookie: sid=2; theme=dark\r\n");
     }
 }

@@ -22,6 +22,8 @@ enum Server {
     Silent,
     /// Closes the connection on the first request.
     Close,
+    /// 200 with `Set-Cookie: sid=s3`; counts requests that send it back.
+    Cookie,
 }
 
 /// Starts a keep-alive HTTP server on its own thread; returns its address and request count.
@@ -49,8 +51,11 @@ fn server(kind: Server) -> (SocketAddr, Arc<AtomicU64>) {
                         }
                         buf.extend_from_slice(&chunk[..n]);
                         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            buf.drain(..end + 4);
-                            h.fetch_add(1, Ordering::SeqCst);
+                            let head: Vec<u8> = buf.drain(..end + 4).collect();
+                            let with_cookie = head.windows(14).any(|w| w == b"Cookie: sid=s3");
+                            if !matches!(kind, Server::Cookie) || with_cookie {
+                                h.fetch_add(1, Ordering::SeqCst);
+                            }
                             let status = match kind {
                                 Server::Ok { stall_from } => {
                                     if let Some(from) = stall_from {
@@ -72,8 +77,11 @@ fn server(kind: Server) -> (SocketAddr, Arc<AtomicU64>) {
                                     return;
                                 }
                                 Server::Close => return,
+                                Server::Cookie => 200,
                             };
-                            let resp = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\n\r\nok");
+                            let cookie =
+                                if matches!(kind, Server::Cookie) { "set-cookie: sid=s3; Path=/\r\n" } else { "" };
+                            let resp = format!("HTTP/1.1 {status} X\r\n{cookie}content-length: 2\r\n\r\nok");
                             if s.write_all(resp.as_bytes()).await.is_err() {
                                 return;
                             }
@@ -205,4 +213,16 @@ fn session_mixes_converge_to_their_targets_over_http() {
             );
         }
     }
+}
+
+#[test]
+fn sessions_send_their_cookies_back() {
+    let (addr, with_cookie) = server(Server::Cookie);
+    let think0 = Think { mean: Duration::ZERO, max: Duration::ZERO };
+    let mut p = plan(addr, Mode::Closed { users: Profile::constant(2.0), think: think0 }, 1.0);
+    p.workload = Arc::new(Rubis::new("test", "bidding", 0.01).expect("mix"));
+    let r = loadgen::run(&p, false).expect("run");
+    let back = with_cookie.load(Ordering::SeqCst);
+    // Every request but each session's first (about 1 in 51) carries the cookie.
+    assert!(back as f64 >= 0.9 * r.responses as f64, "{back} of {} requests sent the cookie back", r.responses);
 }
