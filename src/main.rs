@@ -82,8 +82,8 @@ struct LoadgenArgs {
     /// Closed loop: this many emulated users.
     #[arg(long, value_name = "N", conflicts_with = "rate")]
     users: Option<u32>,
-    /// Open loop: this many requests per second, whatever the server does.
-    #[arg(long, value_name = "R")]
+    /// Open loop: this many requests per second (500 or 500/s), whatever the server does.
+    #[arg(long, value_name = "R", value_parser = parse_rate)]
     rate: Option<f64>,
     /// Think time between a user's requests: mean=7s,max=70s (negative exponential), or 0.
     #[arg(long, value_name = "SPEC", default_value = "mean=7s,max=70s", value_parser = parse_think)]
@@ -115,6 +115,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     loadgen::parse_secs(s)
         .map(Duration::from_secs_f64)
         .ok_or_else(|| format!("{s:?} is not a duration (30s, 500ms, 2m)"))
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    s.trim()
+        .trim_end_matches("/s")
+        .parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .ok_or_else(|| format!("{s:?} is not a rate (requests per second, e.g. 500 or 500/s)"))
 }
 
 fn parse_think(s: &str) -> Result<loadgen::Think, String> {

@@ -114,6 +114,9 @@ fn bad_input_is_named() {
     ]);
     assert!(!ok);
     assert!(err.contains("RUBiS has the mixes bidding and browsing"), "{err}");
+    let (ok, _, err) = twinkle(&["loadgen", "--target", "http://127.0.0.1:1/", "--rate", "fast"]);
+    assert!(!ok);
+    assert!(err.contains("is not a rate (requests per second, e.g. 500 or 500/s)"), "{err}");
     let (ok, _, err) = twinkle(&["loadgen", "--target", "http://127.0.0.1:1/", "--users", "1", "--think", "mean=soon"]);
     assert!(!ok);
     assert!(err.contains("is not a duration"), "{err}");
