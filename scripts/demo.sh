@@ -42,7 +42,7 @@ $T vm control --socket "$dir/r.sock" status | grep -A9 '"paging"'
 $T vm control --socket "$dir/r.sock" stop > /dev/null
 wait "$vm" || true
 
-say "4. The dispatcher in front of two restored VMs: requests spread, one VM drains out under load"
+say "4. The dispatcher in front of two restored VMs, loaded by twinkle loadgen; then one VM drains out"
 pids=()
 for i in 1 2; do
   $T vm restore --image "$dir/img" --strategy twinkle --listen 127.0.0.1:0 > "$dir/v$i" 2>/dev/null &
@@ -57,7 +57,8 @@ pids+=($!)
 for _ in $(seq 100); do grep -q '^admin on' "$dir/d" 2>/dev/null && break; sleep 0.05; done
 lb=$(sed -n 's/^listening on //p' "$dir/d"); admin=$(sed -n 's/^admin on //p' "$dir/d")
 echo "dispatcher on $lb (admin $admin) in front of $a1 and $a2"
-for _ in $(seq 20); do curl -s -o /dev/null "http://$lb/"; done
+echo "3 s of load through the dispatcher (16 users, no think time):"
+$T loadgen --target "http://$lb/" --users 16 --think 0 --duration 3s --threads 1
 curl -s -X DELETE "http://$admin/services/default/upstreams/$a1" > /dev/null
 for _ in $(seq 10); do curl -s -o /dev/null -w "%{http_code} " "http://$lb/"; done; echo
 curl -s "http://$admin/status" | grep -E '"(addr|state|requests_total|requests|p99_ms)"'
