@@ -214,7 +214,13 @@ impl Report {
             self.errors
                 .iter()
                 .filter(|(k, v)| *k != "total" && **v > 0)
-                .map(|(k, v)| format!("{k} {v}"))
+                .map(|(k, v)| {
+                    if k == "cancelled" {
+                        format!("{v} still in flight when the run ended")
+                    } else {
+                        format!("{k} {v}")
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         );
