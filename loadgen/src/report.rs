@@ -204,13 +204,7 @@ impl Report {
     pub fn table(&self) -> String {
         let mut o = String::new();
         let l = &self.latency_ms;
-        let _ = writeln!(
-            o,
-            "{} requests in {:.1} s: {:.0} req/s, {} errors ({})",
-            self.requests,
-            self.duration_s,
-            self.rps,
-            self.errors.get("total").copied().unwrap_or(0),
+        let kinds: Vec<String> =
             self.errors
                 .iter()
                 .filter(|(k, v)| *k != "total" && **v > 0)
@@ -221,8 +215,15 @@ impl Report {
                         format!("{k} {v}")
                     }
                 })
-                .collect::<Vec<_>>()
-                .join(", ")
+                .collect();
+        let detail = if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) };
+        let _ = writeln!(
+            o,
+            "{} requests in {:.1} s: {:.0} req/s, {} errors{detail}",
+            self.requests,
+            self.duration_s,
+            self.rps,
+            self.errors.get("total").copied().unwrap_or(0),
         );
         let _ = writeln!(
             o,
