@@ -10,6 +10,7 @@ pub mod engine;
 pub mod plot;
 pub mod profile;
 pub mod record;
+pub mod redis;
 pub mod report;
 pub mod workload;
 
