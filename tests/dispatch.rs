@@ -1,52 +1,12 @@
 //! `twinkle dispatch` as a user runs it: routes from a policy file, static
 //! upstreams, the admin API, clear errors, and a clean exit on SIGTERM.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-/// A tiny keep-alive HTTP server on a thread that answers every request with "port N".
-fn upstream() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(s.try_clone().expect("clone"));
-                let mut w = s;
-                loop {
-                    let mut line = String::new();
-                    let mut len = 0usize;
-                    // Request line and headers.
-                    loop {
-                        line.clear();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let l = line.to_ascii_lowercase();
-                        if let Some(v) = l.strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    let mut body = vec![0u8; len];
-                    if r.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let msg = format!("port {}", addr.port());
-                    let resp = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{msg}", msg.len());
-                    if w.write_all(resp.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
 
 struct Proc(Child);
 
@@ -99,7 +59,7 @@ fn request(addr: SocketAddr, host: &str, path: &str) -> (String, String) {
 
 #[test]
 fn routes_of_a_policy_file_go_to_their_upstreams() {
-    let (rubis, tpcw, admin_up) = (upstream(), upstream(), upstream());
+    let (rubis, tpcw, admin_up) = (common::http_server(), common::http_server(), common::http_server());
     let (r, t, a) = (format!("rubis={rubis}"), format!("tpcw={tpcw}"), format!("tpcw-admin={admin_up}"));
     let (_p, addr, admin) = dispatch(&[
         "--policy",
@@ -131,7 +91,7 @@ fn routes_of_a_policy_file_go_to_their_upstreams() {
 
 #[test]
 fn sigterm_ends_the_dispatcher_cleanly() {
-    let up = upstream();
+    let up = common::http_server();
     let u = up.to_string();
     let (mut p, addr, _) = dispatch(&["--upstream", &u]);
     assert!(request(addr, "x", "/").0.contains("200"));

@@ -1,39 +1,10 @@
 //! `twinkle loadgen` as a user runs it: a real run against a real server,
 //! the report files, and clear errors for bad input.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::process::Command;
+mod common;
 
-/// A keep-alive HTTP server on threads that answers everything with "ok".
-fn server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(s.try_clone().expect("clone"));
-                let mut w = s;
-                loop {
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    if w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
+use std::io::Read;
+use std::process::Command;
 
 fn twinkle(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_twinkle")).args(args).output().expect("run twinkle");
@@ -46,7 +17,7 @@ fn twinkle(args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn a_tpcw_run_writes_its_report() {
-    let addr = server();
+    let addr = common::http_server();
     let dir = std::env::temp_dir().join(format!("twinkle-loadgen-cli-{}", std::process::id()));
     let url = format!("http://{addr}/");
     let out_dir = dir.display().to_string();

@@ -27,9 +27,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Sleep;
 
-use policies::model::RetryOn;
-
-use crate::hygiene::VIA;
+use crate::hygiene::{idempotent_name, parse_length, HOP_BY_HOP, VIA};
 use crate::pool::{Service, Upstream};
 use crate::proxy::{hold, passive_failure, Worker};
 use crate::stats::ErrorKind;
@@ -122,6 +120,26 @@ fn span(buf: &[u8], part: &[u8]) -> Span {
     (start, start + part.len())
 }
 
+/// Keeps a complete head's version, headers and length as spans into `buf`.
+fn complete(buf: &[u8], head: &mut Head, minor: Option<u8>, headers: &[httparse::Header<'_>], len: usize) -> Parsed {
+    head.minor = minor.unwrap_or(0);
+    head.headers.clear();
+    for h in headers {
+        head.headers.push((span(buf, h.name.as_bytes()), span(buf, h.value)));
+    }
+    head.len = len;
+    Parsed::Complete
+}
+
+/// What a parse that did not complete means.
+fn incomplete(r: Result<httparse::Status<usize>, httparse::Error>) -> Parsed {
+    match r {
+        Ok(_) => Parsed::Partial,
+        Err(httparse::Error::TooManyHeaders) => Parsed::TooMany,
+        Err(_) => Parsed::Bad,
+    }
+}
+
 fn parse_request(buf: &[u8], max: usize, head: &mut Head) -> Parsed {
     let mut table = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; TABLE];
     let mut req = httparse::Request::new(&mut []);
@@ -129,17 +147,9 @@ fn parse_request(buf: &[u8], max: usize, head: &mut Head) -> Parsed {
         Ok(httparse::Status::Complete(n)) => {
             head.method = span(buf, req.method.unwrap_or("").as_bytes());
             head.target = span(buf, req.path.unwrap_or("").as_bytes());
-            head.minor = req.version.unwrap_or(0);
-            head.headers.clear();
-            for h in req.headers.iter() {
-                head.headers.push((span(buf, h.name.as_bytes()), span(buf, h.value)));
-            }
-            head.len = n;
-            Parsed::Complete
+            complete(buf, head, req.version, req.headers, n)
         }
-        Ok(httparse::Status::Partial) => Parsed::Partial,
-        Err(httparse::Error::TooManyHeaders) => Parsed::TooMany,
-        Err(_) => Parsed::Bad,
+        other => incomplete(other),
     }
 }
 
@@ -150,17 +160,9 @@ fn parse_response(buf: &[u8], head: &mut Head) -> Parsed {
         Ok(httparse::Status::Complete(n)) => {
             head.code = resp.code.unwrap_or(0);
             head.target = span(buf, resp.reason.unwrap_or("").as_bytes());
-            head.minor = resp.version.unwrap_or(0);
-            head.headers.clear();
-            for h in resp.headers.iter() {
-                head.headers.push((span(buf, h.name.as_bytes()), span(buf, h.value)));
-            }
-            head.len = n;
-            Parsed::Complete
+            complete(buf, head, resp.version, resp.headers, n)
         }
-        Ok(httparse::Status::Partial) => Parsed::Partial,
-        Err(httparse::Error::TooManyHeaders) => Parsed::TooMany,
-        Err(_) => Parsed::Bad,
+        other => incomplete(other),
     }
 }
 
@@ -178,30 +180,13 @@ fn is(name: &[u8], lower: &[u8]) -> bool {
     name.eq_ignore_ascii_case(lower)
 }
 
-/// Headers that never go to the next hop (RFC 9110 7.6.1), plus the framing
+/// Headers not copied to the next hop: the hop-by-hop ones, and the framing
 /// and forwarding headers the proxy writes itself.
 fn dropped(name: &[u8]) -> bool {
-    const DROP: [&[u8]; 11] = [
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"proxy-authorization",
-        b"content-length",
-        b"x-forwarded-proto",
-        b"x-forwarded-for",
-    ];
-    DROP.iter().any(|d| is(name, d))
-}
-
-fn parse_len(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(v).ok()?.parse().ok()
+    HOP_BY_HOP.iter().any(|d| is(name, d.as_bytes()))
+        || is(name, b"content-length")
+        || is(name, b"x-forwarded-proto")
+        || is(name, b"x-forwarded-for")
 }
 
 /// Connection header tokens: whether one is `close`, and whether any other
@@ -265,7 +250,7 @@ fn classify(buf: &[u8], h: &Head, max_body: u64) -> Result<Option<Request>, Refu
             }
             te = Some(value);
         } else if is(name, b"content-length") {
-            let Some(len) = parse_len(value.trim_ascii()) else {
+            let Some(len) = parse_length(value.trim_ascii()) else {
                 return refuse(400, "Bad Request", "Content-Length is not a number\n");
             };
             if cl.is_some_and(|c| c != len) {
@@ -304,7 +289,7 @@ fn classify(buf: &[u8], h: &Head, max_body: u64) -> Result<Option<Request>, Refu
         (None, Some(0)) | (None, None) => Framing::None,
         (None, Some(n)) => Framing::Length(n),
     };
-    let idempotent = matches!(method, b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE");
+    let idempotent = idempotent_name(method);
     Ok(Some(Request { framing, close, host, idempotent, head_method: method == b"HEAD", conn_names }))
 }
 
@@ -484,7 +469,7 @@ fn response_info(buf: &[u8], h: &Head, head_method: bool) -> Result<RespInfo, &'
         if is(name, b"transfer-encoding") {
             te = Some(value);
         } else if is(name, b"content-length") {
-            let len = parse_len(value.trim_ascii()).ok_or("the upstream sent a bad Content-Length")?;
+            let len = parse_length(value.trim_ascii()).ok_or("the upstream sent a bad Content-Length")?;
             if cl.is_some_and(|c| c != len) {
                 return Err("the upstream sent conflicting Content-Length headers");
             }
@@ -742,8 +727,7 @@ async fn proxy_one(
     };
     let replayable = body_len.is_some();
     let safe = req.idempotent && replayable;
-    let retry = &svc.cfg.retry;
-    let mut attempts_left = retry.attempts;
+    let mut attempts_left = svc.cfg.retry.attempts;
     // Upstreams tried so far (the first few: retries beyond that may repeat one).
     let mut tried = [0u64; 8];
     let mut ntried = 0usize;
@@ -769,8 +753,7 @@ async fn proxy_one(
         }
         let t1 = Instant::now();
         up.inflight.fetch_add(1, Ordering::Relaxed);
-        let res =
-            attempt(w, svc, attempts_left > 0, &up, s, cbuf, h, req, ip, body_len, bufs, sleep, &mut streamed).await;
+        let res = attempt(w, svc, attempts_left, &up, s, cbuf, h, req, ip, body_len, bufs, sleep, &mut streamed).await;
         up.inflight.fetch_sub(1, Ordering::Relaxed);
         match res {
             Ok(result) => {
@@ -798,14 +781,8 @@ async fn proxy_one(
                 };
                 w.rec.upstream(up.id, t1.elapsed(), code, Some(kind));
                 passive_failure(svc, &up);
-                let unsent = matches!(f, Failure::Connect(_));
-                let allowed = match &f {
-                    Failure::Connect(_) => retry.on.contains(&RetryOn::ConnectFailure),
-                    Failure::Reset | Failure::Protocol(_) => safe && retry.on.contains(&RetryOn::Reset),
-                    Failure::Timeout => safe && retry.on.contains(&RetryOn::Timeout),
-                };
-                let body_ok = !streamed || unsent;
-                if allowed && body_ok && attempts_left > 0 && (unsent || svc.spend_retry()) {
+                // A streamed body that went out cannot be sent again.
+                if svc.retry_failure(kind, safe, !streamed, attempts_left) {
                     attempts_left -= 1;
                     continue;
                 }
@@ -850,7 +827,7 @@ struct Answered {
 async fn attempt(
     w: &Worker,
     svc: &Service,
-    may_retry: bool,
+    attempts_left: u32,
     up: &Upstream,
     s: &mut TcpStream,
     cbuf: &mut BytesMut,
@@ -924,12 +901,7 @@ async fn attempt(
             Err(f) => return Err(Attempt::Failed(f)),
         };
         let status = bufs.resp.code;
-        let listed = svc.cfg.retry.on.iter().any(|o| match o {
-            RetryOn::Any5xx => status >= 500,
-            RetryOn::Status(c) => *c == status,
-            _ => false,
-        });
-        if listed && may_retry && req.idempotent && body_len.is_some() && svc.spend_retry() {
+        if svc.retry_status(status, req.idempotent && body_len.is_some(), attempts_left) {
             // The answer is dropped with its connection.
             return Err(Attempt::RetryStatus(status));
         }

@@ -81,7 +81,8 @@ pub fn check<B>(req: &Request<B>, limits: &Limits) -> Result<Framing, Refusal> {
     Ok(if n == 0 { Framing::None } else { Framing::Length(n) })
 }
 
-fn parse_length(v: &[u8]) -> Option<u64> {
+/// A Content-Length value: digits only, no sign, no overflow.
+pub fn parse_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -90,20 +91,29 @@ fn parse_length(v: &[u8]) -> Option<u64> {
 
 /// Methods whose repetition has the same effect as one request (RFC 9110 9.2.2).
 pub fn idempotent(m: &Method) -> bool {
-    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
+    idempotent_name(m.as_str().as_bytes())
 }
 
-const HOP_BY_HOP: [HeaderName; 6] = [
-    header::CONNECTION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
+/// [`idempotent`], for a method name as it came on the wire.
+pub fn idempotent_name(m: &[u8]) -> bool {
+    matches!(m, b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE")
+}
+
+/// Headers that never go to the next hop (RFC 9110 7.6.1), besides those the
+/// Connection header names. Lower case.
+pub const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
 ];
 
-/// Removes hop-by-hop headers: the fixed ones, `Keep-Alive`,
-/// `Proxy-Connection`, and every header the Connection header names.
+/// Removes hop-by-hop headers: [`HOP_BY_HOP`] and every header the
+/// Connection header names.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     if let Some(conn) = h.get(header::CONNECTION) {
         let named: Vec<HeaderName> =
@@ -112,12 +122,7 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
             h.remove(n);
         }
     }
-    for n in &HOP_BY_HOP {
-        if h.contains_key(n) {
-            h.remove(n);
-        }
-    }
-    for n in ["keep-alive", "proxy-connection"] {
+    for n in HOP_BY_HOP {
         if h.contains_key(n) {
             h.remove(n);
         }

@@ -14,8 +14,11 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use policies::model::RetryOn;
+
 use crate::config::ServiceConfig;
 use crate::error::DispatchError;
+use crate::stats::ErrorKind;
 
 /// Where an upstream is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -354,6 +357,36 @@ impl Service {
                 Some((t + add).min(cap))
             }
         });
+    }
+
+    /// Whether an answer with `status` is tried again: the status is one the
+    /// policy retries, the request `safe` to resend (idempotent, body
+    /// replayable), attempts are left and the budget allows it.
+    pub fn retry_status(&self, status: u16, safe: bool, attempts_left: u32) -> bool {
+        let listed = self.cfg.retry.on.iter().any(|o| match o {
+            RetryOn::Any5xx => status >= 500,
+            RetryOn::Status(s) => *s == status,
+            _ => false,
+        });
+        listed && safe && attempts_left > 0 && self.spend_retry()
+    }
+
+    /// Whether a failed attempt (`kind`: connect, reset or timeout) is tried
+    /// again. A connect failure is retried for any method, and does not spend
+    /// the budget: the budget bounds the extra load retries put on upstreams,
+    /// and a request that reached none adds none. A reset or a timeout is
+    /// retried only when the request is `safe` and its body can still be
+    /// sent (`resendable`).
+    pub fn retry_failure(&self, kind: ErrorKind, safe: bool, resendable: bool, attempts_left: u32) -> bool {
+        let on = &self.cfg.retry.on;
+        let unsent = kind == ErrorKind::Connect;
+        let allowed = match kind {
+            ErrorKind::Connect => on.contains(&RetryOn::ConnectFailure),
+            ErrorKind::Reset => safe && resendable && on.contains(&RetryOn::Reset),
+            ErrorKind::Timeout => safe && resendable && on.contains(&RetryOn::Timeout),
+            _ => false,
+        };
+        allowed && attempts_left > 0 && (unsent || self.spend_retry())
     }
 
     /// Takes one retry from the budget; `false` when it is spent.

@@ -16,7 +16,6 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
-use policies::model::RetryOn;
 
 use crate::body::{ReqBody, RespBody};
 use crate::client::{ConnPool, ConnectError};
@@ -176,9 +175,8 @@ async fn forward(w: &Worker, svc: &Service, req: Request<Incoming>, framing: Fra
         }
         _ => ReqBody::Stream(Limited::new(incoming, w.shared.cfg.limits.max_body_bytes as usize)),
     };
-    let retry = &svc.cfg.retry;
     let safe = hygiene::idempotent(&parts.method) && body.replay().is_some();
-    let mut attempts_left = retry.attempts;
+    let mut attempts_left = svc.cfg.retry.attempts;
     let mut tried: Vec<u64> = Vec::new();
     loop {
         let up = match svc.pick(&tried) {
@@ -215,12 +213,7 @@ async fn forward(w: &Worker, svc: &Service, req: Request<Incoming>, framing: Fra
                 } else {
                     up.success();
                 }
-                let retry_status = retry.on.iter().any(|o| match o {
-                    RetryOn::Any5xx => status >= 500,
-                    RetryOn::Status(s) => *s == status,
-                    _ => false,
-                });
-                if retry_status && safe && attempts_left > 0 && svc.spend_retry() {
+                if svc.retry_status(status, safe, attempts_left) {
                     attempts_left -= 1;
                     tracing::debug!(service = %svc.cfg.name, upstream = %up.addr, status, "retrying");
                     continue;
@@ -239,17 +232,8 @@ async fn forward(w: &Worker, svc: &Service, req: Request<Incoming>, framing: Fra
                 if let Some(b) = returned {
                     body = b;
                 }
-                let allowed = match &failure {
-                    Failure::Connect(_) => retry.on.contains(&RetryOn::ConnectFailure),
-                    Failure::Reset(_) => safe && retry.on.contains(&RetryOn::Reset),
-                    Failure::Timeout => safe && retry.on.contains(&RetryOn::Timeout),
-                };
                 // A streamed body that went out cannot be sent again.
-                let unsent = matches!(failure, Failure::Connect(_));
-                let body_ok = unsent || body.replay().is_some();
-                // The budget bounds the extra load retries put on upstreams; a
-                // request that reached none adds none, so it does not spend it.
-                if allowed && body_ok && attempts_left > 0 && (unsent || svc.spend_retry()) {
+                if svc.retry_failure(kind, safe, body.replay().is_some(), attempts_left) {
                     attempts_left -= 1;
                     tracing::debug!(service = %svc.cfg.name, upstream = %up.addr, ?kind, "retrying");
                     continue;
