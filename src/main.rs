@@ -62,6 +62,36 @@ enum Command {
         after_help = "Examples:\n  twinkle dispatch --listen 127.0.0.1:8080 --upstream 127.0.0.1:8001 --upstream 127.0.0.1:8002\n  twinkle dispatch --policy policies/examples/two-services.toml --upstream rubis=127.0.0.1:8001 --upstream tpcw=127.0.0.1:8002\n  curl -s 127.0.0.1:9090/status; curl -s 127.0.0.1:9090/metrics\n  curl -s -XPOST 127.0.0.1:9090/services/default/upstreams -d '{\"addr\":\"127.0.0.1:8003\"}'\n  curl -s -XDELETE 127.0.0.1:9090/services/default/upstreams/127.0.0.1:8001"
     )]
     Dispatch(DispatchArgs),
+    /// The storage tier's data: write an app's data set to Redis.
+    #[command(subcommand)]
+    Data(DataCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum DataCmd {
+    /// Write an app's deterministic data set to Redis (deleting the app's keys first, so re-running gives the
+    /// same data), pipelined, with a progress bar and a summary.
+    #[command(
+        after_help = "Examples:\n  twinkle data load --app rubis --redis redis://127.0.0.1:6379\n  twinkle data load --app rubis --redis 127.0.0.1:6379 --scale 0.1 --seed 7 --json"
+    )]
+    Load {
+        /// The application: rubis.
+        #[arg(long, value_name = "APP")]
+        app: loadgen::data::App,
+        /// The Redis server: redis://HOST:PORT.
+        #[arg(long, value_name = "URL")]
+        redis: String,
+        /// Fraction of the benchmark's default data set (RUBiS: 1,000,000 users, 32,667 active and 500,000 old
+        /// items); default 0.01 for rubis. The load generator must use the same --scale.
+        #[arg(long, value_name = "S")]
+        scale: Option<f64>,
+        /// Seed of the generator: the same seed gives the same data.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        seed: u64,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -617,6 +647,16 @@ fn run(cmd: Command) -> Result<ExitCode> {
         Command::Host(HostCmd::Prepare { huge_pages, json }) => host_prepare(huge_pages, json),
         Command::Dispatch(a) => dispatch(a),
         Command::Loadgen(a) => loadgen_cmd(a),
+        Command::Data(DataCmd::Load { app, redis, scale, seed, json }) => {
+            let scale = scale.unwrap_or_else(|| app.default_scale());
+            let summary = loadgen::data::load(app, &redis, scale, seed, !json)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print!("{}", summary.table());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Images(ImagesCmd::Serve { dir, listen, link }) => {
             if !dir.is_dir() {
                 anyhow::bail!("--dir {}: not a directory", dir.display());

@@ -28,6 +28,19 @@ fn number_after(body: &[u8], key: &[u8]) -> Option<u64> {
     std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
+/// Every number that follows `key` in `body` (the ids in a page's links).
+fn numbers_after(body: &[u8], key: &[u8], out: &mut Vec<u64>) {
+    out.clear();
+    let mut rest = body;
+    while let Some(at) = rest.windows(key.len()).position(|w| w == key) {
+        rest = &rest[at + key.len()..];
+        let n = rest.iter().take_while(|b| b.is_ascii_digit()).fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        if rest.first().is_some_and(u8::is_ascii_digit) {
+            out.push(n);
+        }
+    }
+}
+
 fn contains(body: &[u8], needle: &[u8]) -> bool {
     body.windows(needle.len()).any(|w| w == needle)
 }
@@ -79,6 +92,10 @@ struct RubisSession {
     ended: bool,
     target: String,
     jar: CookieJar,
+    /// Item ids in the links of the last listing page (search results, AboutMe).
+    listed_items: Vec<u64>,
+    /// Category ids in the links of the last categories-in-a-region page.
+    listed_categories: Vec<u64>,
 }
 
 impl Session for RubisSession {
@@ -107,8 +124,24 @@ impl Session for RubisSession {
             self.ended = true;
         } else if contains(body, b"Sorry") {
             self.walk.sorry();
-        } else if let Some(m) = number_after(body, b"name=minBid value=") {
-            self.p.min_bid = m;
+        } else {
+            // As the original client: ids come from the links of the page
+            // just shown (rubis.md "Client parameter rules").
+            match self.walk.current {
+                5 | 8 | 26 => numbers_after(body, b"itemId=", &mut self.listed_items),
+                7 => numbers_after(body, b"category=", &mut self.listed_categories),
+                9 => {
+                    if let Some(seller) = number_after(body, b"userId=") {
+                        self.p.seller = seller;
+                    }
+                }
+                16 => {
+                    if let Some(m) = number_after(body, b"name=minBid value=") {
+                        self.p.min_bid = m;
+                    }
+                }
+                _ => {}
+            }
         }
     }
 }
@@ -120,14 +153,25 @@ impl RubisSession {
         // Pages about an item take it from a link of the listing they come
         // from (search results, AboutMe), or keep the current one.
         if (9..=20).contains(&s) && (self.p.item == 0 || matches!(prev, 5 | 8 | 26)) {
-            self.p.item = rng.u64(1..=sc.active_items);
+            self.p.item = match self.listed_items.len() {
+                0 => rng.u64(1..=sc.active_items),
+                n => self.listed_items[rng.usize(0..n)],
+            };
             self.p.seller = rng.u64(1..=sc.users);
         }
         match s {
-            5 | 8 => {
+            5 | 8 if prev == s => self.p.page += 1,
+            5 => {
                 self.p.category = rng.u64(1..=rubis::CATEGORIES);
-                self.p.region = rng.u64(1..=rubis::REGIONS);
-                self.p.page = if prev == s { self.p.page + 1 } else { 0 };
+                self.p.page = 0;
+            }
+            7 => self.p.region = rng.u64(1..=rubis::REGIONS),
+            8 => {
+                self.p.category = match self.listed_categories.len() {
+                    0 => rng.u64(1..=rubis::CATEGORIES),
+                    n => self.listed_categories[rng.usize(0..n)],
+                };
+                self.p.page = 0;
             }
             2 => self.p.new_user = sc.users + rng.u64(1..=1_000_000) + 1,
             17 => self.p.add_bid = rng.u64(1..=10),
@@ -168,6 +212,8 @@ impl Workload for Rubis {
             ended: false,
             target: String::with_capacity(256),
             jar: CookieJar::default(),
+            listed_items: Vec::new(),
+            listed_categories: Vec::new(),
         })
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod apps;
 pub mod client;
+pub mod data;
 pub mod engine;
 pub mod plot;
 pub mod profile;

@@ -92,24 +92,37 @@ impl Redis {
     /// command), after every reply has been read: the connection stays in
     /// step for the next commands.
     pub fn flush(&mut self) -> Result<Vec<Reply>, RedisError> {
+        let (replies, names) = self.exchange()?;
+        let first_error = replies.iter().zip(&names).find_map(|(r, name)| match r {
+            Reply::Error(message) => {
+                Some(RedisError::Command { addr: self.addr, command: name.clone(), message: message.clone() })
+            }
+            _ => None,
+        });
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(replies),
+        }
+    }
+
+    /// Sends the queue and returns every reply in order, error replies
+    /// included (the storage tier's contract: the app decides what an error
+    /// reply means).
+    pub fn flush_all(&mut self) -> Result<Vec<Reply>, RedisError> {
+        self.exchange().map(|(replies, _)| replies)
+    }
+
+    fn exchange(&mut self) -> Result<(Vec<Reply>, Vec<String>), RedisError> {
         let io = |addr| move |source| RedisError::Io { addr, source };
-        self.s.write_all(&self.out).map_err(io(self.addr))?;
-        self.out.clear();
         let names = std::mem::take(&mut self.queued);
+        let out = std::mem::take(&mut self.out);
+        self.s.write_all(&out).map_err(io(self.addr))?;
         let mut replies = Vec::with_capacity(names.len());
         let mut chunk = vec![0u8; 64 * 1024];
-        let mut first_error = None;
         while replies.len() < names.len() {
             match resp::parse(&self.buf) {
                 Ok(Some((reply, used))) => {
                     self.buf.drain(..used);
-                    if let (Reply::Error(message), None) = (&reply, &first_error) {
-                        first_error = Some(RedisError::Command {
-                            addr: self.addr,
-                            command: names[replies.len()].clone(),
-                            message: message.clone(),
-                        });
-                    }
                     replies.push(reply);
                 }
                 Ok(None) => {
@@ -122,10 +135,7 @@ impl Redis {
                 Err(e) => return Err(RedisError::Protocol { addr: self.addr, problem: e.to_string() }),
             }
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(replies),
-        }
+        Ok((replies, names))
     }
 
     /// One command, now.
@@ -133,5 +143,16 @@ impl Redis {
         self.queue(args);
         let mut r = self.flush()?;
         r.pop().ok_or(RedisError::Closed(self.addr))
+    }
+}
+
+/// The apps' storage contract on this connection: the host runs the same
+/// app code as the guests (tests, the native build's reference).
+impl storage::Store for Redis {
+    fn exec(&mut self, cmds: &[&[&[u8]]]) -> Result<Vec<Reply>, storage::StoreError> {
+        for c in cmds {
+            self.queue(c);
+        }
+        self.flush_all().map_err(|e| storage::StoreError::Unavailable(e.to_string()))
     }
 }

@@ -432,6 +432,21 @@ pub mod errno {
     pub const EPIPE: i64 = 32;
     /// Any other I/O error.
     pub const EIO: i64 = 5;
+
+    /// The name of a negated errno result (`-EPIPE` -> "EPIPE"), for messages.
+    pub fn name(result: i64) -> &'static str {
+        match -result {
+            EBADF => "EBADF (connection not open)",
+            EAGAIN => "EAGAIN (too many connections)",
+            EINVAL => "EINVAL (no such endpoint)",
+            ECONNRESET => "ECONNRESET (connection reset)",
+            ECONNREFUSED => "ECONNREFUSED (connection refused)",
+            ECANCELED => "ECANCELED (cancelled)",
+            EPIPE => "EPIPE (connection broken)",
+            EIO => "EIO (I/O error)",
+            _ => "an I/O error",
+        }
+    }
 }
 
 /// A submission queue entry (guest -> VMM), 32 bytes.

@@ -1,0 +1,166 @@
+//! A guest's connection to Redis over the VMM's stream-socket rings
+//! (`--connect redis=HOST:PORT`): commands are sent as one pipeline with
+//! blocking [`Net::call`]s and the replies parsed as they arrive.
+//!
+//! After a snapshot restore the connection the guest had is gone (its id
+//! completes with -EBADF); so is one Redis closed. A pipeline that fails
+//! while being *sent* on such a connection reaches Redis incomplete or not at
+//! all, so it is sent again once on a new connection. A failure after the
+//! send is reported (for a write, the caller answers 503: it was not
+//! acknowledged).
+
+#![no_std]
+
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::vec::Vec;
+
+use resp::Reply;
+use storage::{Store, StoreError};
+use twinkle_rt::abi::{errno, Op};
+use twinkle_rt::net::Net;
+
+/// Bytes received per Recv.
+const RECV: usize = 256 << 10;
+
+/// The connection's state; borrow it with a [`Net`] as a [`Store`] via [`Redis::with`].
+pub struct Redis {
+    endpoint: Option<u32>,
+    name: &'static str,
+    conn: Option<u32>,
+    rx: Box<[u8]>,
+    buf: Vec<u8>,
+    read: usize,
+}
+
+/// A [`Redis`] and the rings, for one request.
+pub struct Session<'a> {
+    redis: &'a mut Redis,
+    net: &'a mut Net,
+}
+
+impl Redis {
+    /// The connection to the endpoint called `name` (not opened yet).
+    pub fn new(net: &Net, name: &'static str) -> Redis {
+        Redis {
+            endpoint: net.endpoint(name),
+            name,
+            conn: None,
+            rx: alloc::vec![0u8; RECV].into_boxed_slice(),
+            buf: Vec::new(),
+            read: 0,
+        }
+    }
+
+    /// This connection with `net`, as a [`Store`].
+    pub fn with<'a>(&'a mut self, net: &'a mut Net) -> Session<'a> {
+        Session { redis: self, net }
+    }
+
+    fn drop_conn(&mut self, net: &mut Net) {
+        if let Some(c) = self.conn.take() {
+            let _ = net.call(Op::Close, c, 0, 0);
+        }
+        self.buf.clear();
+        self.read = 0;
+    }
+
+    fn connect(&mut self, net: &mut Net) -> Result<u32, StoreError> {
+        if let Some(c) = self.conn {
+            return Ok(c);
+        }
+        let Some(ep) = self.endpoint else {
+            return Err(StoreError::Unavailable(format!(
+                "this VM has no endpoint {:?}: start it with --connect {}=HOST:PORT",
+                self.name, self.name
+            )));
+        };
+        let c = net.call(Op::Connect, ep, 0, 0);
+        if c.result < 0 {
+            return Err(StoreError::Unavailable(format!(
+                "connect to endpoint {:?}: {}",
+                self.name,
+                errno::name(c.result)
+            )));
+        }
+        self.conn = Some(c.conn);
+        Ok(c.conn)
+    }
+
+    fn send(&mut self, net: &mut Net, conn: u32, out: &[u8]) -> Result<(), i64> {
+        let max = twinkle_rt::abi::ring::MAX_IO as usize;
+        for part in out.chunks(max) {
+            let r = net.call(Op::Send, conn, part.as_ptr() as u64, part.len() as u32);
+            if r.result < 0 {
+                return Err(r.result);
+            }
+        }
+        Ok(())
+    }
+
+    fn replies(&mut self, net: &mut Net, conn: u32, n: usize) -> Result<Vec<Reply>, StoreError> {
+        let mut replies = Vec::with_capacity(n);
+        while replies.len() < n {
+            match resp::parse(&self.buf[self.read..]) {
+                Ok(Some((reply, used))) => {
+                    self.read += used;
+                    replies.push(reply);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => return Err(StoreError::Protocol(format!("{e:?}"))),
+            }
+            if self.read > 0 {
+                self.buf.drain(..self.read);
+                self.read = 0;
+            }
+            let r = net.call(Op::Recv, conn, self.rx.as_mut_ptr() as u64, self.rx.len() as u32);
+            if r.result < 0 {
+                return Err(StoreError::Unavailable(format!("receive: {}", errno::name(r.result))));
+            }
+            if r.result == 0 {
+                return Err(StoreError::Unavailable("Redis closed the connection".into()));
+            }
+            let got = (r.result as usize).min(self.rx.len());
+            self.buf.extend_from_slice(&self.rx[..got]);
+        }
+        if self.read == self.buf.len() {
+            self.buf.clear();
+            self.read = 0;
+        }
+        Ok(replies)
+    }
+}
+
+impl Store for Session<'_> {
+    fn exec(&mut self, cmds: &[&[&[u8]]]) -> Result<Vec<Reply>, StoreError> {
+        let mut out = Vec::new();
+        for c in cmds {
+            resp::command(&mut out, c);
+        }
+        let (r, net) = (&mut *self.redis, &mut *self.net);
+        for attempt in 0..2 {
+            let fresh = r.conn.is_none();
+            let conn = r.connect(net)?;
+            if let Err(e) = r.send(net, conn, &out) {
+                r.drop_conn(net);
+                // A connection from before a restore or one Redis closed:
+                // nothing (or an incomplete command) reached Redis.
+                if attempt == 0 && !fresh && matches!(-e, errno::EBADF | errno::EPIPE | errno::ECONNRESET) {
+                    continue;
+                }
+                return Err(StoreError::Unavailable(format!("send: {}", errno::name(e))));
+            }
+            return match r.replies(net, conn, cmds.len()) {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    r.drop_conn(net);
+                    Err(e)
+                }
+            };
+        }
+        Err(StoreError::Unavailable("no connection".into()))
+    }
+}

@@ -1,0 +1,254 @@
+//! The RUBiS-like auction site (rubis.md; docs/apps.md): its data model
+//! ([`model`]), the deterministic generator the loader uses ([`gen`]), where
+//! the data lives in Redis ([`data`]), the in-memory database an instance
+//! builds at start ([`db`]), the writes as log events ([`event`]) and the 26
+//! interactions' pages ([`pages`]). [`App`] ties them to a [`Store`]: load
+//! at start, catch up with the write log before each dynamic page, append
+//! each write and answer only once Redis has it.
+//!
+//! `no_std` + `alloc`, so the guest program `rubis` serves it in a VM, the
+//! host data loader generates its data, and the host tests run it.
+
+#![no_std]
+
+extern crate alloc;
+
+pub mod data;
+pub mod db;
+pub mod event;
+pub mod gen;
+pub mod html;
+pub mod model;
+pub mod pages;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use storage::store::bulk;
+use storage::{Log, Store, StoreError};
+use webpage::{BadParam, Form};
+
+use crate::data::{Meta, FORMAT_VERSION, LOG_KEY, META_KEY};
+use crate::db::Db;
+use crate::event::{Event, Outcome};
+pub use crate::html::Page;
+use crate::model::Table;
+use crate::pages::Ctx;
+
+/// Chunks fetched per round trip at start.
+const CHUNKS_PER_ROUND: usize = 8;
+
+/// One instance of the site.
+pub struct App {
+    /// The database.
+    pub db: Db,
+    /// What the loader wrote.
+    pub meta: Meta,
+    log: Log,
+    /// Log events that did not decode (skipped, so one bad event cannot
+    /// stop every instance).
+    pub bad_events: u64,
+}
+
+enum Fail {
+    Bad(BadParam),
+    Store(StoreError),
+}
+
+impl From<BadParam> for Fail {
+    fn from(e: BadParam) -> Self {
+        Fail::Bad(e)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Store(e)
+    }
+}
+
+fn apply_logged(db: &mut Db, bad: &mut u64, b: &[u8]) -> Option<Outcome> {
+    match Event::decode(b) {
+        Ok(e) => Some(db.apply(e)),
+        Err(_) => {
+            *bad += 1;
+            None
+        }
+    }
+}
+
+impl App {
+    /// Loads the data set from `store`: the meta record, every chunk, then
+    /// the write log. `progress` gets a line per table.
+    pub fn load(store: &mut dyn Store, progress: &mut dyn FnMut(&str)) -> Result<App, StoreError> {
+        let get: &[&[u8]] = &[b"GET", META_KEY.as_bytes()];
+        let reply = store.exec(&[get])?.pop().ok_or_else(|| StoreError::Protocol("no reply to GET".into()))?;
+        let Some(raw) = bulk(reply, get)? else {
+            return Err(StoreError::NotLoaded(format!(
+                "{META_KEY} is missing: load the data first with `twinkle data load --app rubis --redis redis://HOST:PORT`"
+            )));
+        };
+        let meta = Meta::decode(&raw).map_err(|e| StoreError::Data(format!("{META_KEY}: {e}")))?;
+        if meta.version != FORMAT_VERSION {
+            return Err(StoreError::Data(format!(
+                "{META_KEY} has format version {}, this app reads version {FORMAT_VERSION}: reload with this twinkle's `data load`",
+                meta.version
+            )));
+        }
+        let mut db = Db::new();
+        for table in Table::ALL {
+            let chunks = meta.chunks[table as usize];
+            let mut k = 0;
+            while k < chunks {
+                let keys: Vec<String> =
+                    (k..chunks.min(k + CHUNKS_PER_ROUND as u32)).map(|i| data::chunk_key(table, i)).collect();
+                let cmds: Vec<[&[u8]; 2]> = keys.iter().map(|key| [&b"GET"[..], key.as_bytes()]).collect();
+                let refs: Vec<&[&[u8]]> = cmds.iter().map(|c| &c[..]).collect();
+                let replies = store.exec(&refs)?;
+                for (reply, (key, cmd)) in replies.into_iter().zip(keys.iter().zip(&refs)) {
+                    let bytes = bulk(reply, cmd)?.ok_or_else(|| {
+                        StoreError::Data(format!(
+                            "{key} is missing (a load was interrupted?): run `twinkle data load` again"
+                        ))
+                    })?;
+                    db.load_chunk(table, &bytes).map_err(|e| StoreError::Data(format!("{key}: {}", e.0)))?;
+                }
+                k += CHUNKS_PER_ROUND as u32;
+            }
+            let n = db.counts()[table as usize];
+            progress(&format!("{}: {n} records from {chunks} chunks", table.name()));
+        }
+        let mut app = App { db, meta, log: Log::new(LOG_KEY), bad_events: 0 };
+        let n = app.catch_up(store)?;
+        progress(&format!("write log: {n} events applied"));
+        Ok(app)
+    }
+
+    /// Applies what other instances (and this one) appended to the log since.
+    pub fn catch_up(&mut self, store: &mut dyn Store) -> Result<u64, StoreError> {
+        let (db, bad) = (&mut self.db, &mut self.bad_events);
+        self.log.catch_up(store, &mut |_, b| {
+            apply_logged(db, bad, b);
+            Ok(())
+        })
+    }
+
+    /// Events applied from the log.
+    pub fn log_position(&self) -> u64 {
+        self.log.applied()
+    }
+
+    /// Appends `e` to the log (Redis has it when this returns Ok) and returns
+    /// its outcome, decided after every event before it.
+    pub fn write(&mut self, store: &mut dyn Store, e: &Event) -> Result<Outcome, StoreError> {
+        let (db, bad) = (&mut self.db, &mut self.bad_events);
+        let mut outcomes = Vec::new();
+        let own = self.log.append(store, &e.encode(), &mut |ix, b| {
+            if let Some(o) = apply_logged(db, bad, b) {
+                outcomes.push((ix, o));
+            }
+            Ok(())
+        })?;
+        outcomes
+            .into_iter()
+            .find(|(ix, _)| *ix == own)
+            .map(|(_, o)| o)
+            .ok_or_else(|| StoreError::Data(format!("event {own} of the write log does not decode")))
+    }
+
+    /// Answers one request. `now` is Unix time in seconds.
+    pub fn handle(&mut self, store: &mut dyn Store, now: i64, method: &str, target: &str, body: &[u8]) -> Page {
+        if !matches!(method, "GET" | "HEAD" | "POST") {
+            return Page::text(405, "RUBiS pages answer GET, HEAD and POST\n".into());
+        }
+        match self.route(store, now, target, body) {
+            Ok(p) => p,
+            Err(Fail::Bad(e)) => html::message("ERROR", 400, &format!("ERROR: bad request: {e}")),
+            Err(Fail::Store(e)) => html::message("ERROR", 503, &format!("ERROR: the storage tier did not answer: {e}")),
+        }
+    }
+
+    fn route(&mut self, store: &mut dyn Store, now: i64, target: &str, body: &[u8]) -> Result<Page, Fail> {
+        let path = target.split(['?', ';']).next().unwrap_or(target);
+        let f = Form::new(target, body);
+        // Pages that read nothing mutable.
+        let page = match path {
+            "/health" => {
+                let [u, i, b, c, n] = self.db.counts();
+                return Ok(Page::text(
+                    200,
+                    format!(
+                        "ok rubis users={u} items={i} bids={b} comments={c} buy_now={n} log={} bad_events={}\n",
+                        self.log.applied(),
+                        self.bad_events
+                    ),
+                ));
+            }
+            "/" | "/PHP" | "/PHP/" | "/PHP/index.html" => Some(pages::home()),
+            "/PHP/register.html" => Some(pages::register_form()),
+            "/PHP/browse.html" => Some(pages::browse()),
+            "/PHP/sell.html" => Some(pages::sell()),
+            "/PHP/about_me.html" => Some(pages::about_me_form()),
+            "/PHP/BrowseRegions.php" => Some(pages::browse_regions()),
+            "/PHP/BuyNowAuth.php" => Some(pages::auth_form(&f, 12)?),
+            "/PHP/PutBidAuth.php" => Some(pages::auth_form(&f, 15)?),
+            "/PHP/PutCommentAuth.php" => Some(pages::auth_form(&f, 18)?),
+            "/PHP/SellItemForm.php" => Some(pages::sell_item_form(&f)?),
+            _ => None,
+        };
+        if let Some(p) = page {
+            return Ok(p);
+        }
+        self.catch_up(store)?;
+        let rel = now - self.meta.epoch;
+        let c = Ctx { db: &self.db, epoch: self.meta.epoch, now: rel };
+        let write = match path {
+            "/PHP/BrowseCategories.php" => return Ok(pages::browse_categories(&c, &f)?),
+            "/PHP/SearchItemsByCategory.php" => return Ok(pages::search_items(&c, &f, false)?),
+            "/PHP/SearchItemsByRegion.php" => return Ok(pages::search_items(&c, &f, true)?),
+            "/PHP/ViewItem.php" => return Ok(pages::view_item(&c, &f)?),
+            "/PHP/ViewUserInfo.php" => return Ok(pages::view_user_info(&c, &f)?),
+            "/PHP/ViewBidHistory.php" => return Ok(pages::view_bid_history(&c, &f)?),
+            "/PHP/BuyNow.php" => return Ok(pages::buy_now_form(&c, &f)?),
+            "/PHP/PutBid.php" => return Ok(pages::put_bid_form(&c, &f)?),
+            "/PHP/PutComment.php" => return Ok(pages::put_comment_form(&c, &f)?),
+            "/PHP/AboutMe.php" => return Ok(pages::about_me(&c, &f)?),
+            "/PHP/RegisterUser.php" => pages::register_user(&c, &f)?,
+            "/PHP/StoreBuyNow.php" => pages::store_buy_now(&c, &f)?,
+            "/PHP/StoreBid.php" => pages::store_bid(&c, &f)?,
+            "/PHP/StoreComment.php" => pages::store_comment(&c, &f)?,
+            "/PHP/RegisterItem.php" => pages::register_item(&c, &f)?,
+            _ => return Ok(Page::text(404, format!("no RUBiS page at {path}\n"))),
+        };
+        let event = match write {
+            Ok(e) => e,
+            Err(page) => return Ok(page),
+        };
+        let outcome = self.write(store, &event)?;
+        let c = Ctx { db: &self.db, epoch: self.meta.epoch, now: rel };
+        Ok(match (outcome, &event) {
+            (Outcome::Refused(why), _) => html::message("Not stored", 200, &why.message()),
+            (Outcome::Created(id), Event::RegisterUser(_)) => pages::registered(&c, id),
+            (Outcome::Created(_), Event::Bid(b)) => html::message(
+                "Bid stored",
+                200,
+                &format!("Your bid of {} on item {} has been processed.", b.bid, b.item),
+            ),
+            (Outcome::Created(_), Event::BuyNow(b)) => html::message(
+                "Purchase stored",
+                200,
+                &format!("Your purchase of {} unit(s) of item {} has been processed.", b.qty, b.item),
+            ),
+            (Outcome::Created(_), Event::Comment(cm)) => {
+                html::message("Comment stored", 200, &format!("Your comment about user {} has been posted.", cm.to))
+            }
+            (Outcome::Created(id), Event::RegisterItem(_)) => {
+                pages::view_item(&c, &Form::new(&format!("?itemId={id}"), b""))?
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
