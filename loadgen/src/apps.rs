@@ -96,6 +96,9 @@ struct RubisSession {
     listed_items: Vec<u64>,
     /// Category ids in the links of the last categories-in-a-region page.
     listed_categories: Vec<u64>,
+    /// Page numbers in the links of the last listing, and the next page.
+    pages: Vec<u64>,
+    next_page: u64,
 }
 
 impl Session for RubisSession {
@@ -128,7 +131,14 @@ impl Session for RubisSession {
             // As the original client: ids come from the links of the page
             // just shown (rubis.md "Client parameter rules").
             match self.walk.current {
-                5 | 8 | 26 => numbers_after(body, b"itemId=", &mut self.listed_items),
+                5 | 8 => {
+                    numbers_after(body, b"itemId=", &mut self.listed_items);
+                    // The next-page link; without one the client starts over at page 0.
+                    numbers_after(body, b"&page=", &mut self.pages);
+                    let now = self.p.page;
+                    self.next_page = self.pages.iter().copied().filter(|p| *p > now).max().unwrap_or(0);
+                }
+                26 => numbers_after(body, b"itemId=", &mut self.listed_items),
                 7 => numbers_after(body, b"category=", &mut self.listed_categories),
                 9 => {
                     if let Some(seller) = number_after(body, b"userId=") {
@@ -160,7 +170,7 @@ impl RubisSession {
             self.p.seller = rng.u64(1..=sc.users);
         }
         match s {
-            5 | 8 if prev == s => self.p.page += 1,
+            5 | 8 if prev == s => self.p.page = self.next_page,
             5 => {
                 self.p.category = rng.u64(1..=rubis::CATEGORIES);
                 self.p.page = 0;
@@ -214,6 +224,8 @@ impl Workload for Rubis {
             jar: CookieJar::default(),
             listed_items: Vec::new(),
             listed_categories: Vec::new(),
+            pages: Vec::new(),
+            next_page: 0,
         })
     }
 }

@@ -1,41 +1,10 @@
 //! The host Redis client against a real redis-server started on a free port.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use common::redis_server;
 
 use loadgen::redis::{Redis, RedisError, Reply};
-
-/// A redis-server of our own, stopped when dropped.
-struct Server(Child, u16);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn redis_server() -> Server {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-        l.local_addr().expect("addr").port()
-    };
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("these tests need redis-server (make deps installs it: apt-get install redis-server): {e}")
-        });
-    let server = Server(child, port);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not listen on {port} within 10 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    server
-}
 
 #[test]
 fn commands_pipeline_and_errors_name_the_command() {

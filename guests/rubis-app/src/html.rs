@@ -53,6 +53,12 @@ pub fn end(mut s: String) -> Page {
 <td><font size=\"-1\"><a href=\"/PHP/browse.html\">Browse categories and regions</a> | \
 <a href=\"/PHP/BrowseCategories.php\">All categories</a> | <a href=\"/PHP/BrowseRegions.php\">All regions</a> | \
 <a href=\"/PHP/sell.html\">Sell an item</a> | <a href=\"/PHP/about_me.html\">Your account</a></font></td></tr>\n\
+<tr><td><font size=\"-1\"><b>Buying:</b> find an item by <a href=\"/PHP/BrowseCategories.php\">category</a> or by \
+<a href=\"/PHP/BrowseRegions.php\">region</a>, bid more than the current best bid before the auction ends, or buy \
+it at once when the seller set a buy-now price. <b>Selling:</b> <a href=\"/PHP/register.html\">register</a>, then \
+<a href=\"/PHP/sell.html\">describe your item</a>, its initial, reserve and buy-now prices and how many days the \
+auction lasts. <b>Trust:</b> after each sale buyers and sellers rate each other; every member's page shows the \
+ratings and comments they received.</font></td></tr>\n\
 <tr><td><font size=\"-2\">RUBiS auction site benchmark (after the Rice University and ObjectWeb RUBiS), \
 served from a twinkle virtual machine; data from the storage tier.</font></td></tr>\n</table>\n</body>\n</html>\n",
     );
