@@ -344,6 +344,34 @@ enum BenchCmd {
         after_help = "Examples:\n  twinkle bench prediction --json\n  twinkle bench prediction --workloads mcf,omnetpp --segments 32,64,128 --thresholds 1,2,4"
     )]
     Prediction(BenchPredictionArgs),
+    /// A guest app with its storage tier: data load time, init time (cold boot + load from Redis), memory
+    /// footprint, and req/s of one VM against the same app built natively, same data, same load.
+    #[command(
+        after_help = "Examples:\n  twinkle bench app --app rubis\n  twinkle bench app --app rubis --users 64 --secs 20 --rounds 3 --json"
+    )]
+    App {
+        /// The app: rubis.
+        #[arg(long, default_value = "rubis")]
+        app: String,
+        /// Data scale (default: the app's, as `data load`).
+        #[arg(long, value_name = "S")]
+        scale: Option<f64>,
+        /// Guest memory of the VM.
+        #[arg(long, value_name = "MIB", default_value_t = 256)]
+        mem_mib: u32,
+        /// Emulated users of the load runs (no think time).
+        #[arg(long, value_name = "N", default_value_t = 32)]
+        users: usize,
+        /// Seconds of load per run.
+        #[arg(long, value_name = "S", default_value_t = 15)]
+        secs: u64,
+        /// Rounds (each: fresh data and a VM run, fresh data and a native run).
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        rounds: u32,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Draw the SVG plot of a saved `bench startup` JSON report.
     #[command(after_help = "Examples:\n  twinkle bench plot --startup results/startup.json --out results/startup.svg")]
     Plot {
@@ -695,6 +723,26 @@ fn run(cmd: Command) -> Result<ExitCode> {
             Ok(if reply["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Bench(BenchCmd::Boot(a)) => bench_boot(a),
+        Command::Bench(BenchCmd::App { app, scale, mem_mib, users, secs, rounds, json }) => {
+            let data_app: loadgen::data::App = app.parse().map_err(|e: String| anyhow::anyhow!("--app: {e}"))?;
+            let r = bench::apps::run(&bench::apps::AppBenchOptions {
+                twinkle: std::env::current_exe().context("cannot find the twinkle binary")?,
+                native: guest_apps::NATIVE_APPS.iter().find(|(n, _)| *n == app).map(|(_, b)| *b),
+                scale: scale.unwrap_or_else(|| data_app.default_scale()),
+                app,
+                mem_mib,
+                users: users.max(1),
+                secs: secs.max(1),
+                rounds: rounds.max(1),
+                progress: !json,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", r.table());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(BenchCmd::Loadgen { connections, secs, rounds, json }) => {
             let work = std::env::temp_dir().join(format!("twinkle-bench-loadgen-{}", std::process::id()));
             let r = bench::loadgen::run_bench(&bench::loadgen::LoadgenBenchOptions {

@@ -76,7 +76,8 @@ fn rubis_in_a_vm_serves_every_interaction_and_both_mixes() {
         .and_then(|s| s.split('"').next())
         .and_then(|s| s.parse().ok())
         .expect("a seller link");
-    let (_, bid_page) = common::http_get(addr, "/PHP/PutBid.php?itemId=3&nickname=user5&password=password5").expect("PutBid");
+    let (_, bid_page) =
+        common::http_get(addr, "/PHP/PutBid.php?itemId=3&nickname=user5&password=password5").expect("PutBid");
     let min_bid: u64 = bid_page
         .split("name=minBid value=")
         .nth(1)
@@ -113,7 +114,10 @@ fn rubis_in_a_vm_serves_every_interaction_and_both_mixes() {
         let plan = Plan {
             addr,
             workload: Arc::new(Rubis::new("test", mix, rubis::DEFAULT_SCALE).expect("mix")),
-            mode: Mode::Closed { users: Profile::constant(16.0), think: Think { mean: Duration::ZERO, max: Duration::ZERO } },
+            mode: Mode::Closed {
+                users: Profile::constant(16.0),
+                think: Think { mean: Duration::ZERO, max: Duration::ZERO },
+            },
             duration: Duration::from_secs(secs),
             threads: 2,
             timeout: Duration::from_secs(10),
@@ -121,11 +125,8 @@ fn rubis_in_a_vm_serves_every_interaction_and_both_mixes() {
         let r = loadgen::run(&plan, false).expect("load run");
         assert!(r.requests > 2_000, "{mix}: only {} requests", r.requests);
         assert_eq!(r.errors["total"], r.errors["cancelled"], "{mix}: errors {:?}", r.errors);
-        let worst = r
-            .per_interaction
-            .values()
-            .map(|i| (i.share_pct - i.target_pct.unwrap_or(0.0)).abs())
-            .fold(0.0, f64::max);
+        let worst =
+            r.per_interaction.values().map(|i| (i.share_pct - i.target_pct.unwrap_or(0.0)).abs()).fold(0.0, f64::max);
         eprintln!("rubis {mix}: {} requests, {:.0} req/s, worst mix deviation {worst:.2} points", r.requests, r.rps);
         for (name, i) in &r.per_interaction {
             let target = i.target_pct.expect("a target mix");

@@ -8,6 +8,7 @@
 //! - [`proxy`]: the dispatcher against nginx and HAProxy as reverse proxies.
 //! - [`loadgen`]: the load generator against wrk.
 
+pub mod apps;
 pub mod boot;
 pub mod httpload;
 pub mod loadgen;

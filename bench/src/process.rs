@@ -35,7 +35,8 @@ pub fn start_vm(
         .args(["vm", "run", "--app", app, "--listen", "127.0.0.1:0", "--mem-mib", &mem_mib.to_string(), "-q"])
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // TWINKLE_BENCH_VM_LOGS=1 shows the VMs' logs (to debug a benchmark).
+        .stderr(if std::env::var_os("TWINKLE_BENCH_VM_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() })
         .spawn()
         .map_err(|source| BenchError::Io { what: format!("cannot start {}", twinkle.display()), source })?;
     let stdout = child.stdout.take().ok_or_else(|| BenchError::Process("no stdout".into()))?;

@@ -24,7 +24,9 @@ fn instance(url: &str) -> (App, Redis) {
     (app, r)
 }
 
+/// One request, arriving now (after whatever was acknowledged before).
 fn get(app: &mut App, r: &mut Redis, target: &str) -> rubis_app::Page {
+    app.new_requests();
     app.handle(r, now(), "GET", target, b"")
 }
 
@@ -59,7 +61,11 @@ fn loads_are_idempotent_and_summarised() {
     let first = r.call(&[b"GET", chunk.as_bytes()]).expect("GET");
     r.call(&[b"RPUSH", b"rubis:log", b"junk"]).expect("RPUSH");
     let b = data::load(DataApp::Rubis, &srv.url(), SCALE, 7, false).expect("load again");
-    assert_eq!(b.deleted_keys as usize, a.tables.iter().map(|t| t.chunks as usize).sum::<usize>() + 2, "chunks, meta and log");
+    assert_eq!(
+        b.deleted_keys as usize,
+        a.tables.iter().map(|t| t.chunks as usize).sum::<usize>() + 2,
+        "chunks, meta and log"
+    );
     assert_eq!(r.call(&[b"GET", chunk.as_bytes()]).expect("GET"), first, "the same seed writes the same records");
     assert_eq!(r.call(&[b"LLEN", b"rubis:log"]).expect("LLEN").as_int(), Some(0), "the write log starts empty");
     assert!(data::load(DataApp::Rubis, &srv.url(), 0.0, 7, false).is_err());

@@ -97,7 +97,9 @@ pub fn redis_server() -> Redis {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("these tests need redis-server (make deps installs it: apt-get install redis-server): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("these tests need redis-server (make deps installs it: apt-get install redis-server): {e}")
+        });
     let server = Redis { child, port };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

@@ -85,6 +85,11 @@ pub trait Handler {
     fn handle(&mut self, net: &mut Net, req: &Request<'_>) -> Response;
     /// A completion that is not the server's (its `user` lacks [`OWNER_HTTP`]).
     fn completion(&mut self, _net: &mut Net, _cqe: Cqe) {}
+    /// A new batch of completions was taken from the rings and is about to
+    /// be handled: every request handled until the next call arrived before
+    /// this one. An app that reads shared state once per batch (rather than
+    /// once per request) serves all of them fresh data.
+    fn batch(&mut self, _net: &mut Net) {}
 }
 
 /// Server settings.
@@ -362,27 +367,38 @@ impl Server {
 /// Runs the server forever: accepts connections on the VMM's listener and
 /// answers requests with `handler`.
 pub fn serve<H: Handler>(handler: &mut H, cfg: Config) -> ! {
-    let mut s = Server { net: Net::new(), conns: BTreeMap::new(), cfg };
+    serve_on(Net::new(), handler, cfg)
+}
+
+/// [`serve`] on rings the application already uses (for its own
+/// connections during initialization, say); nothing of `net` may be in flight.
+pub fn serve_on<H: Handler>(net: Net, handler: &mut H, cfg: Config) -> ! {
+    let mut s = Server { net, conns: BTreeMap::new(), cfg };
     if !s.net.has_listener() {
         twinkle_rt::warn!("http: the VM has no listener (--listen); nothing to serve");
     }
     for _ in 0..cfg.accepts {
         s.net.op(Op::Accept, 0, 0, 0, OWNER_HTTP);
     }
+    let mut batch = Vec::new();
     loop {
-        let mut any = false;
+        // Everything that has arrived, taken from the ring before any of it
+        // is handled: see Handler::batch.
         while let Some(cqe) = s.net.poll() {
-            any = true;
+            batch.push(cqe);
+        }
+        if batch.is_empty() {
+            s.net.idle(0, u64::MAX);
+            continue;
+        }
+        handler.batch(&mut s.net);
+        for cqe in batch.drain(..) {
             if cqe.user & (0xff << 56) == OWNER_HTTP {
                 s.on_completion(cqe, handler);
             } else {
                 handler.completion(&mut s.net, cqe);
             }
         }
-        if any {
-            s.net.flush();
-        } else {
-            s.net.idle(0, u64::MAX);
-        }
+        s.net.flush();
     }
 }

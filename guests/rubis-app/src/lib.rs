@@ -49,6 +49,8 @@ pub struct App {
     /// Log events that did not decode (skipped, so one bad event cannot
     /// stop every instance).
     pub bad_events: u64,
+    /// Caught up since the requests at hand arrived (see [`App::new_requests`]).
+    fresh: bool,
 }
 
 enum Fail {
@@ -119,10 +121,17 @@ impl App {
             let n = db.counts()[table as usize];
             progress(&format!("{}: {n} records from {chunks} chunks", table.name()));
         }
-        let mut app = App { db, meta, log: Log::new(LOG_KEY), bad_events: 0 };
+        let mut app = App { db, meta, log: Log::new(LOG_KEY), bad_events: 0, fresh: false };
         let n = app.catch_up(store)?;
         progress(&format!("write log: {n} events applied"));
         Ok(app)
+    }
+
+    /// Requests from now on may have arrived after the last catch-up: the
+    /// next dynamic page catches up first. Called per request, or once per
+    /// batch of requests that all arrived before this call (http::Handler::batch).
+    pub fn new_requests(&mut self) {
+        self.fresh = false;
     }
 
     /// Applies what other instances (and this one) appended to the log since.
@@ -157,7 +166,9 @@ impl App {
             .ok_or_else(|| StoreError::Data(format!("event {own} of the write log does not decode")))
     }
 
-    /// Answers one request. `now` is Unix time in seconds.
+    /// Answers one request. `now` is Unix time in seconds. Dynamic pages
+    /// show every write acknowledged (by any instance) before the request
+    /// arrived, provided [`App::new_requests`] was called since it arrived.
     pub fn handle(&mut self, store: &mut dyn Store, now: i64, method: &str, target: &str, body: &[u8]) -> Page {
         if !matches!(method, "GET" | "HEAD" | "POST") {
             return Page::text(405, "RUBiS pages answer GET, HEAD and POST\n".into());
@@ -200,7 +211,10 @@ impl App {
         if let Some(p) = page {
             return Ok(p);
         }
-        self.catch_up(store)?;
+        if !self.fresh {
+            self.catch_up(store)?;
+            self.fresh = true;
+        }
         let rel = now - self.meta.epoch;
         let c = Ctx { db: &self.db, epoch: self.meta.epoch, now: rel };
         let write = match path {

@@ -37,7 +37,6 @@ pub fn redis_server() -> Server {
     server
 }
 
-
 impl Server {
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
