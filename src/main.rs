@@ -284,7 +284,7 @@ struct ImageTrackArgs {
 
 #[derive(Args, Debug)]
 struct ImageBuildArgs {
-    /// An embedded guest program (hello, crash, memtouch).
+    /// An embedded guest program (hello, crash, memtouch, workload, rubis).
     #[arg(long, value_name = "NAME", conflicts_with = "elf", required_unless_present = "elf")]
     app: Option<String>,
     /// A guest ELF file.
@@ -558,7 +558,7 @@ fn parse_strategy(s: &str) -> Result<vmm_lite::vm::Strategy, String> {
 
 #[derive(Args, Debug)]
 struct VmRunArgs {
-    /// An embedded guest program (hello, crash, memtouch).
+    /// An embedded guest program (hello, crash, memtouch, workload, rubis).
     #[arg(long, value_name = "NAME", conflicts_with = "elf", required_unless_present = "elf")]
     app: Option<String>,
     /// A guest ELF file (static, non-PIE, built for the twinkle guest ABI).
