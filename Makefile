@@ -24,8 +24,9 @@ test: build
 	CARGO=$(CARGO) bash scripts/run-tests.sh
 
 ## The main job on the embedded defaults. Until `twinkle serve` lands (the
-## provisioner and dispatcher issues), the demo shows the policy engine on a
-## flash-crowd trace and a web app in a KVM VM.
+## provisioner issue), the demo shows the policy engine on a flash-crowd
+## trace, web apps in KVM VMs (hello; rubis with its data in Redis), fast
+## start, and the dispatcher under load.
 demo: build
 	TWINKLE=$(TWINKLE) bash scripts/demo.sh
 
@@ -35,6 +36,7 @@ bench: release
 	target/release/twinkle bench proxy --json
 	target/release/twinkle bench proxy --upstreams 4 --connections 256 --json
 	target/release/twinkle bench loadgen --json
+	target/release/twinkle bench app --app rubis --json
 	@if [ "$$(id -u)" = 0 ]; then target/release/twinkle host prepare --huge-pages 600; fi
 	target/release/twinkle bench startup --json
 

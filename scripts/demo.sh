@@ -65,6 +65,24 @@ curl -s "http://$admin/status" | grep -E '"(addr|state|requests_total|requests|p
 kill "${pids[@]}" 2>/dev/null || true
 wait 2>/dev/null || true
 
-say "5. A guest that crashes ends its VM with a clear message, not the VMM"
+say "5. The RUBiS auction site in a VM, its data in Redis: load the data set, boot rubis, 5 s of the bidding mix"
+port=$((20000 + RANDOM % 20000))
+while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no > /dev/null 2>&1 &
+redis=$!
+trap 'kill "$redis" 2>/dev/null || true; rm -rf "$dir"' EXIT
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+$T data load --app rubis --redis "redis://127.0.0.1:$port"
+$T vm run --app rubis --listen 127.0.0.1:0 --connect "redis=127.0.0.1:$port" > "$dir/rubis" 2> "$dir/rubis.err" &
+vm=$!
+for _ in $(seq 200); do grep -q 'ready after' "$dir/rubis.err" 2>/dev/null && break; sleep 0.05; done
+grep -o 'rubis: ready in.*' "$dir/rubis.err" || true
+addr=$(sed -n 's/^listening //p' "$dir/rubis")
+curl -s "http://$addr/health"
+$T loadgen --target "http://$addr/" --workload rubis --mix bidding --users 16 --think 0 --duration 5s --threads 1
+kill "$vm" "$redis" 2>/dev/null || true
+wait 2>/dev/null || true
+
+say "6. A guest that crashes ends its VM with a clear message, not the VMM"
 $T vm run --app crash --arg null || echo "(exit code $?)"
 $T vm run --app crash --arg stack || echo "(exit code $?)"
