@@ -237,13 +237,26 @@ fn a_restored_rubis_reconnects_to_redis_and_serves_reads_and_writes() {
     // A write after the snapshot: the restored VM must see it (it catches up
     // with the log on its new connection; its old one is gone).
     let (mut vm, addr) = start_app("rubis", &redis);
-    let reg = "/PHP/RegisterUser.php?firstname=A&lastname=B&nickname=after-snapshot&email=e&password=p&region=AZ--Phoenix";
+    let reg =
+        "/PHP/RegisterUser.php?firstname=A&lastname=B&nickname=after-snapshot&email=e&password=p&region=AZ--Phoenix";
     let (status, body) = common::http_get(addr, reg).expect("register");
     assert!(status == 200 && body.contains("processed successfully"), "{body}");
     let _ = vm.0.kill();
     for strategy in ["lazy", "twinkle"] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_twinkle"))
-            .args(["vm", "restore", "--image", &img, "--strategy", strategy, "--listen", "127.0.0.1:0", "--connect", &connect, "-q"])
+            .args([
+                "vm",
+                "restore",
+                "--image",
+                &img,
+                "--strategy",
+                strategy,
+                "--listen",
+                "127.0.0.1:0",
+                "--connect",
+                &connect,
+                "-q",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -253,7 +266,8 @@ fn a_restored_rubis_reconnects_to_redis_and_serves_reads_and_writes() {
         out.read_line(&mut line).expect("listening line");
         let restored = Vm(child);
         let addr: SocketAddr = line.trim().strip_prefix("listening ").and_then(|a| a.parse().ok()).expect("address");
-        let (status, body) = common::http_get(addr, "/PHP/AboutMe.php?nickname=after-snapshot&password=p").expect("AboutMe");
+        let (status, body) =
+            common::http_get(addr, "/PHP/AboutMe.php?nickname=after-snapshot&password=p").expect("AboutMe");
         assert_eq!(status, 200, "{strategy}: {body}");
         assert!(body.contains("after-snapshot") && body.contains("Balance"), "{strategy}: {body}");
         let bid = "/PHP/StoreComment.php?itemId=2&to=3&from=4&rating=3&comment=restored";

@@ -13,6 +13,8 @@
 
 extern crate alloc;
 
+pub mod app;
+
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::vec::Vec;

@@ -6,23 +6,7 @@ use core::fmt::Write as _;
 
 use appspec::rubis::{CATEGORY_NAMES, REGION_NAMES};
 
-/// A finished answer.
-#[derive(Debug, PartialEq)]
-pub struct Page {
-    /// HTTP status.
-    pub status: u16,
-    /// `text/html` (false: `text/plain`).
-    pub html: bool,
-    /// The body.
-    pub body: String,
-}
-
-impl Page {
-    /// A plain-text answer (health, errors outside the site).
-    pub fn text(status: u16, body: String) -> Page {
-        Page { status, html: false, body }
-    }
-}
+pub use webpage::Page;
 
 /// Starts a page titled `title`.
 pub fn begin(title: &str) -> String {

@@ -12,6 +12,33 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
+/// A finished answer of a web application.
+#[derive(Debug, PartialEq)]
+pub struct Page {
+    /// HTTP status.
+    pub status: u16,
+    /// `text/html` (false: `text/plain`).
+    pub html: bool,
+    /// The body.
+    pub body: String,
+}
+
+impl Page {
+    /// A plain-text answer (health, errors outside the site).
+    pub fn text(status: u16, body: String) -> Page {
+        Page { status, html: false, body }
+    }
+
+    /// The Content-Type of the body.
+    pub fn content_type(&self) -> &'static str {
+        if self.html {
+            "text/html; charset=utf-8"
+        } else {
+            "text/plain; charset=utf-8"
+        }
+    }
+}
+
 /// A request parameter that is missing or not what the page needs: the
 /// app answers 400 with [`BadParam`]'s message.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,78 @@
+//! What every storage-backed guest app does around its pages: load the data
+//! set from Redis at start (trying again every second while Redis or the
+//! data is missing), log how long that took and what it holds, call
+//! `ready`, then serve HTTP on the same rings, telling the app about each
+//! batch of requests and logging every 503.
+
+use alloc::string::String;
+
+use http::{Handler, Request, Response};
+use storage::{Store, StoreError};
+use twinkle_rt::net::Net;
+use webpage::Page;
+
+use crate::Redis;
+
+/// A web application whose state lives in Redis.
+pub trait StoreApp: Sized {
+    /// Its name, for log lines.
+    const NAME: &'static str;
+    /// Loads the data set and builds the in-memory state.
+    fn load(store: &mut dyn Store, progress: &mut dyn FnMut(&str)) -> Result<Self, StoreError>;
+    /// The requests handled from now on arrived after this call.
+    fn new_requests(&mut self);
+    /// Answers one request (`now`: Unix seconds).
+    fn handle(&mut self, store: &mut dyn Store, now: i64, method: &str, target: &str, body: &[u8]) -> Page;
+    /// What it holds, for the ready log line.
+    fn summary(&self) -> String;
+}
+
+struct Served<A> {
+    app: A,
+    redis: Redis,
+}
+
+impl<A: StoreApp> Handler for Served<A> {
+    fn batch(&mut self, _net: &mut Net) {
+        self.app.new_requests();
+    }
+
+    fn handle(&mut self, net: &mut Net, req: &Request<'_>) -> Response {
+        let now = (twinkle_rt::clock::wall_ns() / 1_000_000_000) as i64;
+        let mut store = self.redis.with(net);
+        let mut page = self.app.handle(&mut store, now, req.method, req.target, req.body);
+        let heap = twinkle_rt::allocator().used_pages() * 4096;
+        if req.path() == "/health" && page.status == 200 && heap > 0 {
+            // What the instance holds in memory (the benchmark reports it;
+            // native builds use the host's allocator and say nothing).
+            page.body = alloc::format!("{} heap_bytes={heap}\n", page.body.trim_end());
+        }
+        if page.status == 503 {
+            twinkle_rt::warn!("{}: {} answered 503: storage tier unavailable", A::NAME, req.path());
+        }
+        Response::new(page.status, page.content_type(), page.body.into_bytes())
+    }
+}
+
+/// The guest program's main: load, `ready`, serve. Redis is the endpoint
+/// called `redis` (`--connect redis=HOST:PORT`).
+pub fn run<A: StoreApp>() -> ! {
+    let mut net = Net::new();
+    let mut redis = Redis::new(&net, "redis");
+    let started = twinkle_rt::clock::monotonic_ns();
+    let app = loop {
+        let mut store = redis.with(&mut net);
+        match A::load(&mut store, &mut |line| twinkle_rt::info!("{}: {line}", A::NAME)) {
+            Ok(app) => break app,
+            Err(e) => {
+                twinkle_rt::warn!("{}: cannot load the data set: {e}; trying again in 1 s", A::NAME);
+                net.idle(0, 1_000_000_000);
+            }
+        }
+    };
+    let ms = (twinkle_rt::clock::monotonic_ns() - started) / 1_000_000;
+    let heap_mib = twinkle_rt::allocator().used_pages() * 4096 >> 20;
+    twinkle_rt::info!("{}: ready in {ms} ms: {}; heap {heap_mib} MiB", A::NAME, app.summary());
+    twinkle_rt::hypercall::ready();
+    http::serve_on(net, &mut Served { app, redis }, http::Config::default())
+}
