@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The guest programs embedded in twinkle.
-const APPS: &[&str] = &["hello", "crash", "memtouch", "workload", "rubis"];
+const APPS: &[&str] = &["hello", "crash", "memtouch", "workload", "rubis", "tpcw"];
 /// Guest programs also built as native Linux programs (same source, the
 /// runtime's `native` feature), to measure what the VM costs.
-const NATIVE_APPS: &[&str] = &["hello", "rubis"];
+const NATIVE_APPS: &[&str] = &["hello", "rubis", "tpcw"];
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));

@@ -34,6 +34,7 @@ step $CARGO test --manifest-path guests/resp/Cargo.toml --target-dir target/gues
 step $CARGO test --manifest-path guests/storage/Cargo.toml --target-dir target/guests-host --lib
 step $CARGO test --manifest-path guests/webpage/Cargo.toml --target-dir target/guests-host --lib
 step $CARGO test --manifest-path guests/rubis-app/Cargo.toml --target-dir target/guests-host --lib
+step $CARGO test --manifest-path guests/tpcw-app/Cargo.toml --target-dir target/guests-host --lib
 # The shipped example policies must check; a known-bad one must not.
 step target/debug/twinkle policy check policies/examples/rubis.toml policies/examples/tpcw.toml policies/examples/two-services.toml
 if target/debug/twinkle policy check policies/tests/bad/min-above-max.toml >/dev/null 2>&1; then

@@ -72,17 +72,18 @@ enum DataCmd {
     /// Write an app's deterministic data set to Redis (deleting the app's keys first, so re-running gives the
     /// same data), pipelined, with a progress bar and a summary.
     #[command(
-        after_help = "Examples:\n  twinkle data load --app rubis --redis redis://127.0.0.1:6379\n  twinkle data load --app rubis --redis 127.0.0.1:6379 --scale 0.1 --seed 7 --json"
+        after_help = "Examples:\n  twinkle data load --app rubis --redis redis://127.0.0.1:6379\n  twinkle data load --app tpcw --redis 127.0.0.1:6379 --scale 0.1 --seed 7 --json"
     )]
     Load {
-        /// The application: rubis.
+        /// The application: rubis or tpcw.
         #[arg(long, value_name = "APP")]
         app: loadgen::data::App,
         /// The Redis server: redis://HOST:PORT.
         #[arg(long, value_name = "URL")]
         redis: String,
         /// Fraction of the benchmark's default data set (RUBiS: 1,000,000 users, 32,667 active and 500,000 old
-        /// items); default 0.01 for rubis. The load generator must use the same --scale.
+        /// items, default 0.01; TPC-W: 10,000 items and 288,000 customers, default 0.1). The load generator must
+        /// use the same --scale.
         #[arg(long, value_name = "S")]
         scale: Option<f64>,
         /// Seed of the generator: the same seed gives the same data.
@@ -284,7 +285,7 @@ struct ImageTrackArgs {
 
 #[derive(Args, Debug)]
 struct ImageBuildArgs {
-    /// An embedded guest program (hello, crash, memtouch, workload, rubis).
+    /// An embedded guest program (hello, crash, memtouch, workload, rubis, tpcw).
     #[arg(long, value_name = "NAME", conflicts_with = "elf", required_unless_present = "elf")]
     app: Option<String>,
     /// A guest ELF file.
@@ -347,10 +348,10 @@ enum BenchCmd {
     /// A guest app with its storage tier: data load time, init time (cold boot + load from Redis), memory
     /// footprint, and req/s of one VM against the same app built natively, same data, same load.
     #[command(
-        after_help = "Examples:\n  twinkle bench app --app rubis\n  twinkle bench app --app rubis --users 64 --secs 20 --rounds 3 --json"
+        after_help = "Examples:\n  twinkle bench app --app rubis\n  twinkle bench app --app tpcw\n  twinkle bench app --app rubis --users 64 --secs 20 --rounds 3 --json"
     )]
     App {
-        /// The app: rubis.
+        /// The app: rubis (bidding mix) or tpcw (shopping mix).
         #[arg(long, default_value = "rubis")]
         app: String,
         /// Data scale (default: the app's, as `data load`).
@@ -558,7 +559,7 @@ fn parse_strategy(s: &str) -> Result<vmm_lite::vm::Strategy, String> {
 
 #[derive(Args, Debug)]
 struct VmRunArgs {
-    /// An embedded guest program (hello, crash, memtouch, workload, rubis).
+    /// An embedded guest program (hello, crash, memtouch, workload, rubis, tpcw).
     #[arg(long, value_name = "NAME", conflicts_with = "elf", required_unless_present = "elf")]
     app: Option<String>,
     /// A guest ELF file (static, non-PIE, built for the twinkle guest ABI).

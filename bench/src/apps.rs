@@ -195,6 +195,7 @@ fn start_native(image: &[u8], app: &str, redis_port: u16) -> Result<Native, Benc
 fn load_run(addr: SocketAddr, o: &AppBenchOptions) -> Result<AppRun, BenchError> {
     let workload: Arc<dyn loadgen::Workload> = match o.app.as_str() {
         "rubis" => Arc::new(loadgen::Rubis::new("bench", "bidding", o.scale).map_err(BenchError::Process)?),
+        "tpcw" => Arc::new(loadgen::Tpcw::new("bench", "shopping", o.scale).map_err(BenchError::Process)?),
         other => return Err(BenchError::Process(format!("no load for app {other:?}"))),
     };
     let plan = loadgen::Plan {
@@ -223,7 +224,10 @@ pub fn run(o: &AppBenchOptions) -> Result<AppBenchReport, BenchError> {
     let redis_port: u16 = redis.url.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(6379);
     let app = match o.app.as_str() {
         "rubis" => loadgen::data::App::Rubis,
-        other => return Err(BenchError::Process(format!("--app {other}: the apps with a benchmark are rubis"))),
+        "tpcw" => loadgen::data::App::Tpcw,
+        other => {
+            return Err(BenchError::Process(format!("--app {other}: the apps with a benchmark are rubis and tpcw")))
+        }
     };
     let pb = if o.progress { ProgressBar::new(u64::from(o.rounds) * 2) } else { ProgressBar::hidden() };
     if let Ok(style) = ProgressStyle::with_template("{msg:24} [{bar:30}] {pos}/{len} {elapsed}") {

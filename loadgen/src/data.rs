@@ -20,6 +20,8 @@ use crate::redis::{Redis, RedisError};
 pub enum App {
     /// The auction site.
     Rubis,
+    /// The bookstore.
+    Tpcw,
 }
 
 impl App {
@@ -27,6 +29,7 @@ impl App {
     pub fn name(self) -> &'static str {
         match self {
             App::Rubis => "rubis",
+            App::Tpcw => "tpcw",
         }
     }
 
@@ -34,6 +37,15 @@ impl App {
     pub fn default_scale(self) -> f64 {
         match self {
             App::Rubis => appspec::rubis::DEFAULT_SCALE,
+            App::Tpcw => appspec::tpcw::DEFAULT_SCALE,
+        }
+    }
+
+    /// Its key namespace in Redis.
+    pub fn namespace(self) -> &'static str {
+        match self {
+            App::Rubis => rubis_app::data::NAMESPACE,
+            App::Tpcw => tpcw_app::data::NAMESPACE,
         }
     }
 }
@@ -43,7 +55,103 @@ impl std::str::FromStr for App {
     fn from_str(s: &str) -> Result<App, String> {
         match s {
             "rubis" => Ok(App::Rubis),
-            other => Err(format!("no data set for app {other:?}: the apps with data are rubis")),
+            "tpcw" => Ok(App::Tpcw),
+            other => Err(format!("no data set for app {other:?}: the apps with data are rubis and tpcw")),
+        }
+    }
+}
+
+/// One chunk ready to store.
+struct Out {
+    table: usize,
+    key: String,
+    bytes: Vec<u8>,
+}
+
+/// An app's generator behind one interface.
+enum Source {
+    Rubis(rubis_app::gen::Generator),
+    Tpcw(tpcw_app::gen::Generator),
+}
+
+impl Source {
+    fn new(app: App, scale: f64, seed: u64) -> Source {
+        match app {
+            App::Rubis => Source::Rubis(rubis_app::gen::Generator::new(appspec::rubis::Scale::of(scale), seed)),
+            App::Tpcw => Source::Tpcw(tpcw_app::gen::Generator::new(appspec::tpcw::Scale::fraction(scale), seed)),
+        }
+    }
+
+    fn next(&mut self) -> Option<Out> {
+        match self {
+            Source::Rubis(g) => g.next().map(|c| Out {
+                table: c.table as usize,
+                key: rubis_app::data::chunk_key(c.table, c.index),
+                bytes: c.bytes,
+            }),
+            Source::Tpcw(g) => g.next().map(|c| Out {
+                table: c.table as usize,
+                key: tpcw_app::data::chunk_key(c.table, c.index),
+                bytes: c.bytes,
+            }),
+        }
+    }
+
+    fn work(&self) -> u64 {
+        match self {
+            Source::Rubis(g) => g.work(),
+            Source::Tpcw(g) => g.work(),
+        }
+    }
+
+    fn done(&self) -> u64 {
+        match self {
+            Source::Rubis(g) => g.done(),
+            Source::Tpcw(g) => g.done(),
+        }
+    }
+
+    /// Table names, records and chunks, in table order.
+    fn tables(&self) -> Vec<(&'static str, u64, u32)> {
+        match self {
+            Source::Rubis(g) => rubis_app::model::Table::ALL
+                .iter()
+                .map(|t| (t.name(), g.counts[*t as usize], g.chunks[*t as usize]))
+                .collect(),
+            Source::Tpcw(g) => tpcw_app::model::Table::ALL
+                .iter()
+                .map(|t| (t.name(), g.counts[*t as usize], g.chunks[*t as usize]))
+                .collect(),
+        }
+    }
+
+    /// The meta record's key and bytes.
+    fn meta(&self, seed: u64, scale: f64, epoch: i64) -> (&'static str, Vec<u8>) {
+        match self {
+            Source::Rubis(g) => (
+                rubis_app::data::META_KEY,
+                rubis_app::data::Meta {
+                    version: rubis_app::data::FORMAT_VERSION,
+                    seed,
+                    scale,
+                    epoch,
+                    counts: g.counts,
+                    chunks: g.chunks,
+                }
+                .encode(),
+            ),
+            Source::Tpcw(g) => (
+                tpcw_app::data::META_KEY,
+                tpcw_app::data::Meta {
+                    version: tpcw_app::data::FORMAT_VERSION,
+                    seed,
+                    scale,
+                    epoch,
+                    counts: g.counts,
+                    chunks: g.chunks,
+                }
+                .encode(),
+            ),
         }
     }
 }
@@ -141,45 +249,35 @@ pub fn load(app: App, url: &str, scale: f64, seed: u64, progress: bool) -> Resul
     let started = Instant::now();
     let mut r = Redis::connect(url)?;
     let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    let deleted_keys = delete_namespace(&mut r, rubis_app::data::NAMESPACE)?;
-    let mut gen = rubis_app::gen::Generator::new(appspec::rubis::Scale::of(scale), seed);
-    let pb = if progress { ProgressBar::new(gen.work()) } else { ProgressBar::hidden() };
-    if let Ok(style) = ProgressStyle::with_template("{msg:>9} [{bar:30}] {percent:>3}%  {elapsed}") {
+    let deleted_keys = delete_namespace(&mut r, app.namespace())?;
+    let mut src = Source::new(app, scale, seed);
+    let pb = if progress { ProgressBar::new(src.work()) } else { ProgressBar::hidden() };
+    if let Ok(style) = ProgressStyle::with_template("{msg:>11} [{bar:30}] {percent:>3}%  {elapsed}") {
         pb.set_style(style.progress_chars("=> "));
     }
-    let mut bytes = [0u64; 5];
+    let names = src.tables();
+    let mut bytes = vec![0u64; names.len()];
     let mut queued = 0usize;
-    while let Some(chunk) = gen.next() {
-        let key = rubis_app::data::chunk_key(chunk.table, chunk.index);
-        r.queue(&[b"SET", key.as_bytes(), &chunk.bytes]);
-        bytes[chunk.table as usize] += chunk.bytes.len() as u64;
+    while let Some(chunk) = src.next() {
+        r.queue(&[b"SET", chunk.key.as_bytes(), &chunk.bytes]);
+        bytes[chunk.table] += chunk.bytes.len() as u64;
         queued += chunk.bytes.len();
         if queued >= PIPELINE_BYTES {
             r.flush()?;
             queued = 0;
         }
-        pb.set_message(chunk.table.name());
-        pb.set_position(gen.done());
+        pb.set_message(names[chunk.table].0);
+        pb.set_position(src.done());
     }
-    let meta = rubis_app::data::Meta {
-        version: rubis_app::data::FORMAT_VERSION,
-        seed,
-        scale,
-        epoch,
-        counts: gen.counts,
-        chunks: gen.chunks,
-    };
-    r.queue(&[b"SET", rubis_app::data::META_KEY.as_bytes(), &meta.encode()]);
+    let (meta_key, meta) = src.meta(seed, scale, epoch);
+    r.queue(&[b"SET", meta_key.as_bytes(), &meta]);
     r.flush()?;
     pb.finish_and_clear();
-    let tables = rubis_app::model::Table::ALL
-        .iter()
-        .map(|t| TableSummary {
-            table: t.name().to_string(),
-            records: gen.counts[*t as usize],
-            chunks: gen.chunks[*t as usize],
-            bytes: bytes[*t as usize],
-        })
+    let tables = src
+        .tables()
+        .into_iter()
+        .zip(&bytes)
+        .map(|((name, records, chunks), b)| TableSummary { table: name.to_string(), records, chunks, bytes: *b })
         .collect();
     Ok(LoadSummary {
         app,

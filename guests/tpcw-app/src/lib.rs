@@ -1,0 +1,257 @@
+//! The TPC-W-like online bookstore (tpcw.md; workloads.md section 3): its
+//! data model ([`model`]), the deterministic generator the loader uses
+//! ([`gen`]), where the data lives in Redis ([`data`]), the in-memory
+//! database an instance builds at start ([`db`]), the writes as log events
+//! ([`event`]) and the 14 interactions' pages ([`pages`]). [`App`] ties them
+//! to a [`Store`]: load at start, catch up with the write log before each
+//! page that reads the database, append each write and answer only once
+//! Redis has it.
+//!
+//! `no_std` + `alloc`, so a guest program serves it in a VM, the host data
+//! loader generates its data, and the host tests run it.
+
+#![no_std]
+
+extern crate alloc;
+
+pub mod data;
+pub mod db;
+pub mod event;
+pub mod gen;
+pub mod html;
+pub mod model;
+pub mod pages;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use appspec::tpcw::PATHS;
+use storage::store::bulk;
+use storage::{Log, Store, StoreError};
+use webpage::{BadParam, Form};
+
+use crate::data::{Meta, FORMAT_VERSION, LOG_KEY, META_KEY};
+use crate::db::Db;
+use crate::event::{Event, Outcome};
+pub use crate::html::Page;
+use crate::html::Session;
+use crate::model::Table;
+use crate::pages::Ctx;
+
+/// Chunks fetched per round trip at start.
+const CHUNKS_PER_ROUND: usize = 8;
+
+/// One instance of the bookstore.
+pub struct App {
+    /// The database.
+    pub db: Db,
+    /// What the loader wrote.
+    pub meta: Meta,
+    log: Log,
+    /// Log events that did not decode (skipped, so one bad event cannot
+    /// stop every instance).
+    pub bad_events: u64,
+    /// Caught up since the requests at hand arrived (see [`App::new_requests`]).
+    fresh: bool,
+}
+
+enum Fail {
+    Bad(BadParam),
+    Store(StoreError),
+}
+
+impl From<BadParam> for Fail {
+    fn from(e: BadParam) -> Self {
+        Fail::Bad(e)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Store(e)
+    }
+}
+
+fn apply_logged(db: &mut Db, bad: &mut u64, b: &[u8]) -> Option<Outcome> {
+    match Event::decode(b) {
+        Ok(e) => Some(db.apply(e)),
+        Err(_) => {
+            *bad += 1;
+            None
+        }
+    }
+}
+
+impl App {
+    /// Loads the data set from `store`: the meta record, every chunk, then
+    /// the write log. `progress` gets a line per table.
+    pub fn load(store: &mut dyn Store, progress: &mut dyn FnMut(&str)) -> Result<App, StoreError> {
+        let get: &[&[u8]] = &[b"GET", META_KEY.as_bytes()];
+        let reply = store.exec(&[get])?.pop().ok_or_else(|| StoreError::Protocol("no reply to GET".into()))?;
+        let Some(raw) = bulk(reply, get)? else {
+            return Err(StoreError::NotLoaded(format!(
+                "{META_KEY} is missing: load the data first with `twinkle data load --app tpcw --redis redis://HOST:PORT`"
+            )));
+        };
+        let meta = Meta::decode(&raw).map_err(|e| StoreError::Data(format!("{META_KEY}: {e}")))?;
+        if meta.version != FORMAT_VERSION {
+            return Err(StoreError::Data(format!(
+                "{META_KEY} has format version {}, this app reads version {FORMAT_VERSION}: reload with this twinkle's `data load`",
+                meta.version
+            )));
+        }
+        let mut db = Db::new();
+        for table in Table::ALL {
+            let chunks = meta.chunks[table as usize];
+            let mut k = 0;
+            while k < chunks {
+                let keys: Vec<String> =
+                    (k..chunks.min(k + CHUNKS_PER_ROUND as u32)).map(|i| data::chunk_key(table, i)).collect();
+                let cmds: Vec<[&[u8]; 2]> = keys.iter().map(|key| [&b"GET"[..], key.as_bytes()]).collect();
+                let refs: Vec<&[&[u8]]> = cmds.iter().map(|c| &c[..]).collect();
+                let replies = store.exec(&refs)?;
+                if replies.len() != refs.len() {
+                    return Err(StoreError::Protocol(format!("{} replies to {} GETs", replies.len(), refs.len())));
+                }
+                for (reply, (key, cmd)) in replies.into_iter().zip(keys.iter().zip(&refs)) {
+                    let bytes = bulk(reply, cmd)?.ok_or_else(|| {
+                        StoreError::Data(format!(
+                            "{key} is missing (a load was interrupted?): run `twinkle data load` again"
+                        ))
+                    })?;
+                    db.load_chunk(table, &bytes).map_err(|e| StoreError::Data(format!("{key}: {}", e.0)))?;
+                }
+                k += CHUNKS_PER_ROUND as u32;
+            }
+            let n = db.counts()[table as usize];
+            progress(&format!("{}: {n} records from {chunks} chunks", table.name()));
+        }
+        db.finish().map_err(|e| StoreError::Data(e.0))?;
+        let mut app = App { db, meta, log: Log::new(LOG_KEY), bad_events: 0, fresh: false };
+        let n = app.catch_up(store)?;
+        progress(&format!("write log: {n} events applied"));
+        Ok(app)
+    }
+
+    /// Requests from now on may have arrived after the last catch-up: the
+    /// next page that reads the database catches up first. Called per
+    /// request, or once per batch of requests that all arrived before this
+    /// call (http::Handler::batch).
+    pub fn new_requests(&mut self) {
+        self.fresh = false;
+    }
+
+    /// Applies what other instances (and this one) appended to the log since.
+    pub fn catch_up(&mut self, store: &mut dyn Store) -> Result<u64, StoreError> {
+        let (db, bad) = (&mut self.db, &mut self.bad_events);
+        self.log.catch_up(store, &mut |_, b| {
+            apply_logged(db, bad, b);
+            Ok(())
+        })
+    }
+
+    /// Events applied from the log.
+    pub fn log_position(&self) -> u64 {
+        self.log.applied()
+    }
+
+    /// Appends `e` to the log (Redis has it when this returns Ok) and returns
+    /// its outcome, decided after every event before it.
+    pub fn write(&mut self, store: &mut dyn Store, e: &Event) -> Result<Outcome, StoreError> {
+        let (db, bad) = (&mut self.db, &mut self.bad_events);
+        let mut outcomes = Vec::new();
+        let own = self.log.append(store, &e.encode(), &mut |ix, b| {
+            if let Some(o) = apply_logged(db, bad, b) {
+                outcomes.push((ix, o));
+            }
+            Ok(())
+        })?;
+        outcomes
+            .into_iter()
+            .find(|(ix, _)| *ix == own)
+            .map(|(_, o)| o)
+            .ok_or_else(|| StoreError::Data(format!("event {own} of the write log does not decode")))
+    }
+
+    /// Answers one request. `now` is Unix time in seconds. Pages show every
+    /// write acknowledged (by any instance) before the request arrived,
+    /// provided [`App::new_requests`] was called since it arrived.
+    pub fn handle(&mut self, store: &mut dyn Store, now: i64, method: &str, target: &str, body: &[u8]) -> Page {
+        if !matches!(method, "GET" | "HEAD" | "POST") {
+            return Page::text(405, "TPC-W pages answer GET, HEAD and POST\n".into());
+        }
+        match self.route(store, now, target, body) {
+            Ok(p) => p,
+            Err(Fail::Bad(e)) => html::message("Error", 400, &format!("Error: bad request: {e}"), &Session::default()),
+            Err(Fail::Store(e)) => html::message(
+                "Error",
+                503,
+                &format!("Error: the storage tier did not answer: {e}"),
+                &Session::default(),
+            ),
+        }
+    }
+
+    fn route(&mut self, store: &mut dyn Store, now: i64, target: &str, body: &[u8]) -> Result<Page, Fail> {
+        let path = target.split(['?', ';']).next().unwrap_or(target);
+        if path == "/health" {
+            let n = self.db.counts();
+            return Ok(Page::text(
+                200,
+                format!(
+                    "ok tpcw items={} customers={} orders={} log={} bad_events={}\n",
+                    n[Table::Items as usize],
+                    n[Table::Customers as usize],
+                    n[Table::Orders as usize],
+                    self.log.applied(),
+                    self.bad_events
+                ),
+            ));
+        }
+        let path = match path {
+            "/" | "/tpcw" | "/tpcw/" => html::HOME,
+            p => p,
+        };
+        if !PATHS.contains(&path) {
+            return Ok(Page::text(404, format!("no TPC-W page at {path}\n")));
+        }
+        let f = Form::new(target, body);
+        let sess = pages::session(target, &f)?;
+        // Order Inquiry reads nothing from the database.
+        if path == html::ORDER_INQUIRY {
+            return Ok(pages::order_inquiry(&sess));
+        }
+        if !self.fresh {
+            self.catch_up(store)?;
+            self.fresh = true;
+        }
+        let rel = now.saturating_sub(self.meta.epoch);
+        let c = Ctx { db: &self.db, epoch: self.meta.epoch, now: rel };
+        let write = match path {
+            html::ADMIN_CONFIRM => pages::admin_confirm(&c, &sess, &f)?,
+            html::BUY_CONFIRM => pages::buy_confirm(&c, &sess, &f)?,
+            html::BUY_REQUEST => pages::buy_request(&c, &sess, &f)?,
+            html::SHOPPING_CART => pages::shopping_cart(&c, &sess, &f)?,
+            html::ADMIN_REQUEST => return Ok(pages::admin_request(&c, &sess, &f)?),
+            html::BEST_SELLERS => return Ok(pages::best_sellers(&c, &sess, &f)?),
+            html::CUSTOMER_REGISTRATION => return Ok(pages::customer_registration(&c, &sess)),
+            html::NEW_PRODUCTS => return Ok(pages::new_products(&c, &sess, &f)?),
+            html::ORDER_DISPLAY => return Ok(pages::order_display(&c, &sess, &f)?),
+            html::PRODUCT_DETAIL => return Ok(pages::product_detail(&c, &sess, &f)?),
+            html::SEARCH_REQUEST => return Ok(pages::search_request(&c, &sess)),
+            html::SEARCH_RESULTS => return Ok(pages::search_results(&c, &sess, &f)?),
+            _ => return Ok(pages::home(&c, &sess)),
+        };
+        let event = match write {
+            Ok(e) => e,
+            Err(page) => return Ok(page),
+        };
+        let outcome = self.write(store, &event)?;
+        let c = Ctx { db: &self.db, epoch: self.meta.epoch, now: rel };
+        Ok(pages::after(&c, &sess, &event, outcome))
+    }
+}
+
+#[cfg(test)]
+mod tests;
