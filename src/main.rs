@@ -369,6 +369,10 @@ enum BenchCmd {
         /// Rounds (each: fresh data and a VM run, fresh data and a native run).
         #[arg(long, value_name = "N", default_value_t = 3)]
         rounds: u32,
+        /// Start-up rounds: image the app at its ready point, track its working set, then start it cold and
+        /// restored (resume, lazy, twinkle) this many times each; 0 skips it.
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        startup_rounds: u32,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -724,7 +728,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
             Ok(if reply["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Bench(BenchCmd::Boot(a)) => bench_boot(a),
-        Command::Bench(BenchCmd::App { app, scale, mem_mib, users, secs, rounds, json }) => {
+        Command::Bench(BenchCmd::App { app, scale, mem_mib, users, secs, rounds, startup_rounds, json }) => {
             let data_app: loadgen::data::App = app.parse().map_err(|e: String| anyhow::anyhow!("--app: {e}"))?;
             let r = bench::apps::run(&bench::apps::AppBenchOptions {
                 twinkle: std::env::current_exe().context("cannot find the twinkle binary")?,
@@ -735,6 +739,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
                 users: users.max(1),
                 secs: secs.max(1),
                 rounds: rounds.max(1),
+                startup_rounds,
                 progress: !json,
             })?;
             if json {

@@ -38,8 +38,36 @@ pub struct AppBenchOptions {
     pub secs: u64,
     /// Rounds (each: reload, VM, reload, native).
     pub rounds: u32,
+    /// Start-up rounds (image once, then each way of starting per round; 0: none).
+    pub startup_rounds: u32,
     /// Show progress bars.
     pub progress: bool,
+}
+
+/// How fast one way of starting an instance answers.
+#[derive(Clone, Debug, Serialize)]
+pub struct StartupRow {
+    /// cold (boot + load from Redis), resume, lazy, twinkle.
+    pub start: String,
+    /// Process start to the first 200 of a dynamic page, per round.
+    pub first_response_ms: Vec<f64>,
+    /// The next requests, one after another, per round.
+    pub next_requests_ms: Vec<f64>,
+}
+
+/// The image and how instances started from it compare with a cold boot.
+#[derive(Clone, Debug, Serialize)]
+pub struct StartupReport {
+    /// Memory stored in the image.
+    pub image_mib: f64,
+    /// The app's init while the image was built.
+    pub image_init_ms: f64,
+    /// Pages in the tracked working set.
+    pub working_set_pages: u64,
+    /// Requests after the first, per round.
+    pub next_requests: usize,
+    /// Per way of starting.
+    pub rows: Vec<StartupRow>,
 }
 
 /// One load run.
@@ -96,6 +124,8 @@ pub struct AppBenchReport {
     pub native_runs: Vec<AppRun>,
     /// Median VM req/s over median native req/s.
     pub vm_over_native: Option<f64>,
+    /// Start-up from an image vs a cold boot (when asked for).
+    pub startup: Option<StartupReport>,
 }
 
 /// A redis-server of the benchmark's own on a free port.
@@ -287,7 +317,153 @@ pub fn run(o: &AppBenchOptions) -> Result<AppBenchReport, BenchError> {
         vm_runs,
         native_runs,
         vm_over_native: native_rps.map(|n| if n > 0.0 { vm_rps / n } else { 0.0 }),
+        startup: if o.startup_rounds > 0 {
+            loadgen::data::load(app, &redis.url, o.scale, 1, false).map_err(|e| BenchError::Process(e.to_string()))?;
+            Some(startup(o, redis_port)?)
+        } else {
+            None
+        },
     })
+}
+
+/// Dynamic pages: the first is polled until it answers 200 (it needs the
+/// app's data and a working Redis connection), the rest are requested in turn.
+fn pages(app: &str) -> (&'static str, Vec<String>, Vec<&'static str>) {
+    match app {
+        "tpcw" => (
+            "/tpcw/TPCW_product_detail_servlet?I_ID=3",
+            (0..24).map(|i| format!("/tpcw/TPCW_new_products_servlet?subject={}", appspec::tpcw::SUBJECTS[i])).collect(),
+            vec![
+                "/tpcw/TPCW_home_interaction?C_ID=5",
+                "/tpcw/TPCW_product_detail_servlet?I_ID=3",
+                "/tpcw/TPCW_execute_search?search_type=title&search_string=B",
+                "/tpcw/TPCW_best_sellers_servlet?subject=ARTS",
+            ],
+        ),
+        _ => (
+            "/PHP/ViewItem.php?itemId=3",
+            (1..=20).map(|c| format!("/PHP/SearchItemsByCategory.php?category={c}&page=0&nbOfItems=25")).collect(),
+            vec![
+                "/PHP/ViewItem.php?itemId=3",
+                "/PHP/SearchItemsByCategory.php?category=2&page=0&nbOfItems=25",
+                "/PHP/AboutMe.php?nickname=user5&password=password5",
+                "/PHP/ViewUserInfo.php?userId=7",
+            ],
+        ),
+    }
+}
+
+/// GET `path` on a new connection: whether it answered 200.
+fn get_ok(addr: SocketAddr, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else { return false };
+    let _ = s.set_nodelay(true);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    if write!(s, "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out.starts_with(b"HTTP/1.1 200")
+}
+
+fn twinkle_out(twinkle: &std::path::Path, args: &[&str]) -> Result<String, BenchError> {
+    let out = Command::new(twinkle)
+        .args(args)
+        .output()
+        .map_err(|source| BenchError::Io { what: format!("cannot run {}", twinkle.display()), source })?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        return Err(BenchError::Process(format!("twinkle {}: {text}", args.join(" "))));
+    }
+    Ok(text)
+}
+
+/// A number that follows `key` in `text`.
+fn number_after(text: &str, key: &str) -> Option<f64> {
+    let rest = text.split(key).nth(1)?;
+    rest.trim_start().split(|c: char| !(c.is_ascii_digit() || c == '.')).next()?.parse().ok()
+}
+
+fn startup(o: &AppBenchOptions, redis_port: u16) -> Result<StartupReport, BenchError> {
+    let dir = std::env::temp_dir().join(format!("twinkle-bench-app-{}", std::process::id()));
+    let image = dir.join(&o.app);
+    let img = image.to_string_lossy().to_string();
+    let connect = format!("redis=127.0.0.1:{redis_port}");
+    let mem = o.mem_mib.to_string();
+    let built = twinkle_out(
+        &o.twinkle,
+        &["image", "build", "--app", &o.app, "--connect", &connect, "--mem-mib", &mem, "--out", &img],
+    )?;
+    let (first, rest, warmups) = pages(&o.app);
+    let mut track = vec!["image", "track", "--image", img.as_str(), "--connect", connect.as_str()];
+    for w in &warmups {
+        track.extend(["--warmup", w]);
+    }
+    let tracked = twinkle_out(&o.twinkle, &track)?;
+    let starts = ["cold", "resume", "lazy", "twinkle"];
+    let mut rows: Vec<StartupRow> = starts
+        .iter()
+        .map(|s| StartupRow { start: s.to_string(), first_response_ms: Vec::new(), next_requests_ms: Vec::new() })
+        .collect();
+    let next = 300;
+    let pb = if o.progress { ProgressBar::new(u64::from(o.startup_rounds) * starts.len() as u64) } else { ProgressBar::hidden() };
+    if let Ok(style) = ProgressStyle::with_template("{msg:24} [{bar:30}] {pos}/{len} {elapsed}") {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message("start-up from the image");
+    for _ in 0..o.startup_rounds {
+        for row in rows.iter_mut() {
+            let t0 = Instant::now();
+            let (guard, addr) = if row.start == "cold" {
+                start_vm(&o.twinkle, &o.app, o.mem_mib, &["--connect", &connect])?
+            } else {
+                start_restore(&o.twinkle, &img, &row.start, &connect)?
+            };
+            let deadline = t0 + Duration::from_secs(120);
+            while !get_ok(addr, first) {
+                if Instant::now() > deadline {
+                    return Err(BenchError::Process(format!("{} start of {}: no 200 from {first} in 120 s", row.start, o.app)));
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            row.first_response_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+            let t1 = Instant::now();
+            for i in 0..next {
+                get_ok(addr, &rest[i % rest.len()]);
+            }
+            row.next_requests_ms.push(t1.elapsed().as_secs_f64() * 1e3);
+            drop(guard);
+            pb.inc(1);
+        }
+    }
+    pb.finish_and_clear();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(StartupReport {
+        image_mib: built.split("image written to").nth(1).and_then(|t| number_after(t, "(")).unwrap_or(0.0),
+        image_init_ms: number_after(&built, "initialized in").unwrap_or(0.0),
+        working_set_pages: number_after(&tracked, "\"pages\":").unwrap_or(0.0) as u64,
+        next_requests: next,
+        rows,
+    })
+}
+
+/// `twinkle vm restore --image IMG --strategy S --listen 127.0.0.1:0`.
+fn start_restore(twinkle: &std::path::Path, image: &str, strategy: &str, connect: &str) -> Result<(ChildGuard, SocketAddr), BenchError> {
+    let mut child = Command::new(twinkle)
+        .args(["vm", "restore", "--image", image, "--strategy", strategy, "--listen", "127.0.0.1:0", "--connect", connect, "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|source| BenchError::Io { what: format!("cannot start {}", twinkle.display()), source })?;
+    let stdout = child.stdout.take().ok_or_else(|| BenchError::Process("no stdout".into()))?;
+    let mut guard = ChildGuard { child, stdout: Some(std::io::BufReader::new(stdout)) };
+    let line = guard.read_line()?;
+    let addr = line
+        .strip_prefix("listening ")
+        .and_then(|a| a.trim().parse().ok())
+        .ok_or_else(|| BenchError::Process(format!("expected `listening ADDR` from vm restore, got {line:?}")))?;
+    Ok((guard, addr))
 }
 
 impl AppBenchReport {
@@ -328,6 +504,16 @@ impl AppBenchReport {
         }
         if let Some(r) = self.vm_over_native {
             s.push_str(&format!("VM / native req/s (medians, {} users, no think time): {r:.2}\n", self.users));
+        }
+        if let Some(st) = &self.startup {
+            s.push_str(&format!(
+                "start-up: image of {:.1} MiB (init {:.0} ms), working set {} pages\n{:<8} {:>28} {:>34}\n",
+                st.image_mib, st.image_init_ms, st.working_set_pages, "start", "first response ms", format!("next {} requests ms", st.next_requests)
+            ));
+            let list = |v: &[f64]| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ");
+            for r in &st.rows {
+                s.push_str(&format!("{:<8} {:>28} {:>34}\n", r.start, list(&r.first_response_ms), list(&r.next_requests_ms)));
+            }
         }
         s
     }
