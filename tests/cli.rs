@@ -153,3 +153,27 @@ fn simulate_explains_a_bad_trace_or_service() {
     assert_eq!(out.status.code(), Some(2), "clap usage error");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn data_load_explains_bad_input() {
+    for (args, want) in [
+        (
+            vec!["data", "load", "--app", "nope", "--redis", "redis://127.0.0.1:1"],
+            "the apps with data are rubis and tpcw",
+        ),
+        (
+            vec!["data", "load", "--app", "rubis", "--redis", "nowhere"],
+            "is not a Redis address: write redis://HOST:PORT",
+        ),
+        (vec!["data", "load", "--app", "rubis", "--redis", "redis://127.0.0.1:1"], "is redis-server running there?"),
+        (vec!["data", "load", "--app", "tpcw", "--redis", "127.0.0.1:1", "--scale", "0"], "--scale 0: give a fraction"),
+        (vec!["bench", "app", "--app", "hello"], "the apps with data are rubis and tpcw"),
+    ] {
+        let out = twinkle(&args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = text(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let help = text(&twinkle(&["data", "load", "--help"]).stdout);
+    assert!(help.contains("Examples:") && help.contains("--scale"), "{help}");
+}

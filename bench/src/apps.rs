@@ -332,7 +332,9 @@ fn pages(app: &str) -> (&'static str, Vec<String>, Vec<&'static str>) {
     match app {
         "tpcw" => (
             "/tpcw/TPCW_product_detail_servlet?I_ID=3",
-            (0..24).map(|i| format!("/tpcw/TPCW_new_products_servlet?subject={}", appspec::tpcw::SUBJECTS[i])).collect(),
+            (0..24)
+                .map(|i| format!("/tpcw/TPCW_new_products_servlet?subject={}", appspec::tpcw::SUBJECTS[i]))
+                .collect(),
             vec![
                 "/tpcw/TPCW_home_interaction?C_ID=5",
                 "/tpcw/TPCW_product_detail_servlet?I_ID=3",
@@ -407,7 +409,11 @@ fn startup(o: &AppBenchOptions, redis_port: u16) -> Result<StartupReport, BenchE
         .map(|s| StartupRow { start: s.to_string(), first_response_ms: Vec::new(), next_requests_ms: Vec::new() })
         .collect();
     let next = 300;
-    let pb = if o.progress { ProgressBar::new(u64::from(o.startup_rounds) * starts.len() as u64) } else { ProgressBar::hidden() };
+    let pb = if o.progress {
+        ProgressBar::new(u64::from(o.startup_rounds) * starts.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     if let Ok(style) = ProgressStyle::with_template("{msg:24} [{bar:30}] {pos}/{len} {elapsed}") {
         pb.set_style(style.progress_chars("=> "));
     }
@@ -423,7 +429,10 @@ fn startup(o: &AppBenchOptions, redis_port: u16) -> Result<StartupReport, BenchE
             let deadline = t0 + Duration::from_secs(120);
             while !get_ok(addr, first) {
                 if Instant::now() > deadline {
-                    return Err(BenchError::Process(format!("{} start of {}: no 200 from {first} in 120 s", row.start, o.app)));
+                    return Err(BenchError::Process(format!(
+                        "{} start of {}: no 200 from {first} in 120 s",
+                        row.start, o.app
+                    )));
                 }
                 std::thread::sleep(Duration::from_micros(200));
             }
@@ -449,9 +458,26 @@ fn startup(o: &AppBenchOptions, redis_port: u16) -> Result<StartupReport, BenchE
 }
 
 /// `twinkle vm restore --image IMG --strategy S --listen 127.0.0.1:0`.
-fn start_restore(twinkle: &std::path::Path, image: &str, strategy: &str, connect: &str) -> Result<(ChildGuard, SocketAddr), BenchError> {
+fn start_restore(
+    twinkle: &std::path::Path,
+    image: &str,
+    strategy: &str,
+    connect: &str,
+) -> Result<(ChildGuard, SocketAddr), BenchError> {
     let mut child = Command::new(twinkle)
-        .args(["vm", "restore", "--image", image, "--strategy", strategy, "--listen", "127.0.0.1:0", "--connect", connect, "-q"])
+        .args([
+            "vm",
+            "restore",
+            "--image",
+            image,
+            "--strategy",
+            strategy,
+            "--listen",
+            "127.0.0.1:0",
+            "--connect",
+            connect,
+            "-q",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -508,11 +534,21 @@ impl AppBenchReport {
         if let Some(st) = &self.startup {
             s.push_str(&format!(
                 "start-up: image of {:.1} MiB (init {:.0} ms), working set {} pages\n{:<8} {:>28} {:>34}\n",
-                st.image_mib, st.image_init_ms, st.working_set_pages, "start", "first response ms", format!("next {} requests ms", st.next_requests)
+                st.image_mib,
+                st.image_init_ms,
+                st.working_set_pages,
+                "start",
+                "first response ms",
+                format!("next {} requests ms", st.next_requests)
             ));
             let list = |v: &[f64]| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ");
             for r in &st.rows {
-                s.push_str(&format!("{:<8} {:>28} {:>34}\n", r.start, list(&r.first_response_ms), list(&r.next_requests_ms)));
+                s.push_str(&format!(
+                    "{:<8} {:>28} {:>34}\n",
+                    r.start,
+                    list(&r.first_response_ms),
+                    list(&r.next_requests_ms)
+                ));
             }
         }
         s

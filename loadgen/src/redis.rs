@@ -15,13 +15,21 @@ pub enum RedisError {
     /// The URL is not `redis://HOST:PORT` (or `HOST:PORT`).
     #[error("{0:?} is not a Redis address: write redis://HOST:PORT (for example redis://127.0.0.1:6379)")]
     Url(String),
-    /// Connecting or talking failed.
-    #[error("Redis at {addr}: {source}")]
+    /// Connecting failed.
+    #[error("cannot connect to Redis at {addr}: {error} (is redis-server running there? `redis-server --port {port}` starts one)", port = addr.port())]
+    Connect {
+        /// The server.
+        addr: SocketAddr,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// Talking failed.
+    #[error("Redis at {addr}: {error}")]
     Io {
         /// The server.
         addr: SocketAddr,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The server's bytes are not RESP.
     #[error("Redis at {addr} sent something that is not RESP: {problem}")]
@@ -65,7 +73,7 @@ impl Redis {
             .and_then(|mut a| a.next())
             .ok_or_else(|| RedisError::Url(url.to_string()))?;
         let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-            .map_err(|source| RedisError::Io { addr, source })?;
+            .map_err(|error| RedisError::Connect { addr, error })?;
         let _ = s.set_nodelay(true);
         let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
         Ok(Redis { s, addr, out: Vec::new(), queued: Vec::new(), buf: Vec::new() })
@@ -113,7 +121,7 @@ impl Redis {
     }
 
     fn exchange(&mut self) -> Result<(Vec<Reply>, Vec<String>), RedisError> {
-        let io = |addr| move |source| RedisError::Io { addr, source };
+        let io = |addr| move |error| RedisError::Io { addr, error };
         let names = std::mem::take(&mut self.queued);
         let out = std::mem::take(&mut self.out);
         self.s.write_all(&out).map_err(io(self.addr))?;
