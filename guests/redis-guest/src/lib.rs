@@ -3,11 +3,11 @@
 //! blocking [`Net::call`]s and the replies parsed as they arrive.
 //!
 //! After a snapshot restore the connection the guest had is gone (its id
-//! completes with -EBADF); so is one Redis closed. A pipeline that fails
-//! while being *sent* on such a connection reaches Redis incomplete or not at
-//! all, so it is sent again once on a new connection. A failure after the
-//! send is reported (for a write, the caller answers 503: it was not
-//! acknowledged).
+//! completes with -EBADF); so is one Redis closed. A pipeline whose first
+//! part (at most 1 MiB) fails to go out on such a connection reached Redis
+//! incomplete or not at all, so it is sent again once on a new connection. A
+//! failure after that is reported (for a write, the caller answers 503: it
+//! was not acknowledged).
 
 #![no_std]
 
@@ -91,12 +91,13 @@ impl Redis {
         Ok(c.conn)
     }
 
-    fn send(&mut self, net: &mut Net, conn: u32, out: &[u8]) -> Result<(), i64> {
+    /// Sends `out`; on failure, the error and whether any part went out.
+    fn send(&mut self, net: &mut Net, conn: u32, out: &[u8]) -> Result<(), (i64, bool)> {
         let max = twinkle_rt::abi::ring::MAX_IO as usize;
-        for part in out.chunks(max) {
+        for (i, part) in out.chunks(max).enumerate() {
             let r = net.call(Op::Send, conn, part.as_ptr() as u64, part.len() as u32);
             if r.result < 0 {
-                return Err(r.result);
+                return Err((r.result, i > 0));
             }
         }
         Ok(())
@@ -146,11 +147,14 @@ impl Store for Session<'_> {
         for attempt in 0..2 {
             let fresh = r.conn.is_none();
             let conn = r.connect(net)?;
-            if let Err(e) = r.send(net, conn, &out) {
+            if let Err((e, partly_sent)) = r.send(net, conn, &out) {
                 r.drop_conn(net);
-                // A connection from before a restore or one Redis closed:
-                // nothing (or an incomplete command) reached Redis.
-                if attempt == 0 && !fresh && matches!(-e, errno::EBADF | errno::EPIPE | errno::ECONNRESET) {
+                // A connection from before a restore or one Redis closed,
+                // failing on the first part: nothing, or an incomplete
+                // command, reached Redis, so sending again cannot run a
+                // command twice. After a whole part went out it could.
+                let stale = matches!(-e, errno::EBADF | errno::EPIPE | errno::ECONNRESET);
+                if attempt == 0 && !fresh && !partly_sent && stale {
                     continue;
                 }
                 return Err(StoreError::Unavailable(format!("send: {}", errno::name(e))));

@@ -111,7 +111,62 @@ fn push_num(out: &mut Vec<u8>, mut n: u64) {
 /// One whole reply from the front of `buf`: `Ok(Some((reply, bytes used)))`,
 /// `Ok(None)` when `buf` ends before the reply does.
 pub fn parse(buf: &[u8]) -> Result<Option<(Reply, usize)>, ParseError> {
+    // Walk the reply first: a large reply that arrives in many pieces is
+    // built once, when it is whole, not copied again on every attempt.
+    if skip_at(buf, 0, 0)?.is_none() {
+        return Ok(None);
+    }
     parse_at(buf, 0, 0)
+}
+
+/// The index after the reply that starts at `at`, without building it.
+fn skip_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<usize>, ParseError> {
+    if depth > MAX_DEPTH {
+        return Err(ParseError::TooLarge);
+    }
+    let Some(&kind) = buf.get(at) else { return Ok(None) };
+    let Some((text, next)) = line(buf, at + 1)? else { return Ok(None) };
+    match kind {
+        b'+' | b'-' => Ok(Some(next)),
+        b':' => number(text).map(|_| Some(next)),
+        b'$' => {
+            let n = number(text)?;
+            if n == -1 {
+                return Ok(Some(next));
+            }
+            let n = usize::try_from(n).map_err(|_| ParseError::Number)?;
+            if n > MAX_BULK {
+                return Err(ParseError::TooLarge);
+            }
+            let end = next.checked_add(n).ok_or(ParseError::TooLarge)?;
+            if buf.len() < end + 2 {
+                return Ok(None);
+            }
+            if &buf[end..end + 2] != b"\r\n" {
+                return Err(ParseError::Framing);
+            }
+            Ok(Some(end + 2))
+        }
+        b'*' => {
+            let n = number(text)?;
+            if n == -1 {
+                return Ok(Some(next));
+            }
+            let n = usize::try_from(n).map_err(|_| ParseError::Number)?;
+            if n > MAX_ARRAY {
+                return Err(ParseError::TooLarge);
+            }
+            let mut pos = next;
+            for _ in 0..n {
+                match skip_at(buf, pos, depth + 1)? {
+                    Some(p) => pos = p,
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(pos))
+        }
+        other => Err(ParseError::Type(other)),
+    }
 }
 
 /// The line starting at `at` (without CRLF) and the index after its CRLF.

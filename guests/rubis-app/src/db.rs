@@ -99,11 +99,14 @@ impl Db {
     /// Items of `category` (and of sellers in `region`) that end at or
     /// after `now`, soonest first: `skip` of them passed over, then up to `take`.
     pub fn active_items(&self, category: u32, region: Option<u32>, now: i64, skip: usize, take: usize) -> Vec<u32> {
-        let set = match region {
-            None => self.by_category.get((category as usize).wrapping_sub(1)),
-            Some(r) => self
-                .by_category_region
-                .get(((category as usize).wrapping_sub(1)) * REGIONS as usize + (r as usize).wrapping_sub(1)),
+        let (Some(c), r) = ((category as usize).checked_sub(1), region.map(|r| (r as usize).checked_sub(1))) else {
+            return Vec::new();
+        };
+        let set = match r {
+            None => self.by_category.get(c),
+            Some(None) => None,
+            Some(Some(r)) if r < REGIONS as usize => self.by_category_region.get(c * REGIONS as usize + r),
+            Some(Some(_)) => None,
         };
         let Some(set) = set else {
             return Vec::new();
@@ -181,9 +184,12 @@ impl Db {
         if get(&self.items, c.item).is_none() {
             return Outcome::Refused(Refusal::NoSuchItem);
         }
+        if !(-5..=5).contains(&c.rating) {
+            return Outcome::Refused(Refusal::BadRating);
+        }
         let id = self.comments.len() as u32 + 1;
         let to = c.to as usize - 1;
-        self.users[to].rating += c.rating;
+        self.users[to].rating = self.users[to].rating.saturating_add(c.rating);
         self.user_index[to].comments.push(id);
         self.comments.push(c);
         Outcome::Created(id)
@@ -193,8 +199,14 @@ impl Db {
         if get(&self.users, b.buyer).is_none() {
             return Outcome::Refused(Refusal::NoSuchUser);
         }
-        if get(&self.items, b.item).is_none() {
+        let Some(it) = self.items.get_mut((b.item as usize).wrapping_sub(1)) else {
             return Outcome::Refused(Refusal::NoSuchItem);
+        };
+        it.quantity = it.quantity.saturating_sub(b.qty);
+        if it.quantity == 0 {
+            // Sold out: the auction ends then (RUBiS sets end_date to now;
+            // the listing's entry for the old end no longer matches).
+            it.end = it.end.min(b.date);
         }
         let id = self.buy_nows.len() as u32 + 1;
         self.user_index[b.buyer as usize - 1].bought.push(id);
@@ -256,17 +268,7 @@ impl Db {
                 if b.qty == 0 || b.qty > it.quantity {
                     return Outcome::Refused(Refusal::NotEnoughUnits { left: it.quantity });
                 }
-                let outcome = self.add_buy_now(b);
-                if let Outcome::Created(_) = outcome {
-                    let it = &mut self.items[b.item as usize - 1];
-                    it.quantity -= b.qty;
-                    if it.quantity == 0 {
-                        // Sold out: the auction ends now (the index entry
-                        // for the old end no longer matches and is skipped).
-                        it.end = b.date;
-                    }
-                }
-                outcome
+                self.add_buy_now(b)
             }
         }
     }

@@ -100,6 +100,8 @@ pub enum Refusal {
         /// The minimum at the time the event was applied.
         minimum: u32,
     },
+    /// A comment's rating outside -5..5.
+    BadRating,
     /// More units than are left.
     NotEnoughUnits {
         /// Units left.
@@ -122,6 +124,7 @@ impl Refusal {
             Refusal::NoSuchCategory => "Not stored: this category does not exist.".into(),
             Refusal::NoSuchRegion => "Not stored: this region does not exist.".into(),
             Refusal::AuctionEnded => "Not stored: this auction has ended.".into(),
+            Refusal::BadRating => "Not stored: a rating is between -5 and 5.".into(),
             Refusal::BidTooLow { minimum } => format!("Your bid was not accepted: the minimum bid is now {minimum}."),
             Refusal::NotEnoughUnits { left } => format!("Not stored: only {left} units of this item are left."),
         }

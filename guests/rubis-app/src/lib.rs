@@ -36,6 +36,9 @@ pub use crate::html::Page;
 use crate::model::Table;
 use crate::pages::Ctx;
 
+/// Largest write event: every instance replays the log at start.
+pub const MAX_EVENT: usize = 16 << 10;
+
 /// Chunks fetched per round trip at start.
 const CHUNKS_PER_ROUND: usize = 8;
 
@@ -215,7 +218,7 @@ impl App {
             self.catch_up(store)?;
             self.fresh = true;
         }
-        let rel = now - self.meta.epoch;
+        let rel = now.saturating_sub(self.meta.epoch);
         let c = Ctx { db: &self.db, epoch: self.meta.epoch, now: rel };
         let write = match path {
             "/PHP/BrowseCategories.php" => return Ok(pages::browse_categories(&c, &f)?),
@@ -239,6 +242,9 @@ impl App {
             Ok(e) => e,
             Err(page) => return Ok(page),
         };
+        if event.encode().len() > MAX_EVENT {
+            return Err(Fail::Bad(BadParam(format!("the write is larger than {MAX_EVENT} bytes"))));
+        }
         let outcome = self.write(store, &event)?;
         let c = Ctx { db: &self.db, epoch: self.meta.epoch, now: rel };
         Ok(match (outcome, &event) {

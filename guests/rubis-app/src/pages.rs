@@ -23,6 +23,9 @@ use crate::model::{Bid, BuyNow, Comment, Item, User};
 /// Most rows a listing shows (pages stay within 2-20 KiB).
 pub const MAX_ROWS: usize = 25;
 
+/// Longest name, nickname, password or e-mail address of a user.
+pub const MAX_FIELD: usize = 100;
+
 /// Context of one request.
 pub struct Ctx<'a> {
     /// The database, caught up with the log.
@@ -97,16 +100,25 @@ pub fn register_user(c: &Ctx<'_>, f: &Form<'_>) -> Result<Result<Event, Page>, B
     let Some(region) = REGION_NAMES.iter().position(|r| *r == region_name) else {
         return Ok(Err(sorry("Register", "Sorry, this region does not exist.")));
     };
-    let nickname = f.need_text("nickname")?;
+    // RUBiS's columns are varchar(20-50): every instance keeps every user
+    // in memory, so a field's size is bounded here.
+    let field = |name: &str| -> Result<alloc::borrow::Cow<'_, str>, BadParam> {
+        let v = f.need_text(name)?;
+        if v.len() > MAX_FIELD {
+            return Err(BadParam(alloc::format!("{name} is longer than {MAX_FIELD} bytes")));
+        }
+        Ok(v)
+    };
+    let nickname = field("nickname")?;
     if c.db.user_by_nickname(&nickname).is_some() {
         return Ok(Err(message("Register", 200, &crate::event::Refusal::NicknameTaken.message())));
     }
     Ok(Ok(Event::RegisterUser(User {
-        firstname: f.need_text("firstname")?.into(),
-        lastname: f.need_text("lastname")?.into(),
+        firstname: field("firstname")?.into(),
+        lastname: field("lastname")?.into(),
         nickname: nickname.into(),
-        password: f.need_text("password")?.into(),
-        email: f.need_text("email")?.into(),
+        password: field("password")?.into(),
+        email: field("email")?.into(),
         rating: 0,
         balance: 0,
         created: c.now,
@@ -323,7 +335,11 @@ fn item_facts(s: &mut String, c: &Ctx<'_>, id: u32, it: &Item) {
         Some(u) => {
             let _ = write!(s, "<a href=\"/PHP/ViewUserInfo.php?userId={}\">", it.seller);
             html::text(s, &u.nickname);
-            let _ = write!(s, "</a> (rating {})", u.rating);
+            let _ = write!(
+                s,
+                "</a> (rating {}) (<a href=\"/PHP/PutCommentAuth.php?to={}&itemId={id}\">Leave a comment on this user</a>)",
+                u.rating, it.seller
+            );
         }
         None => s.push_str("unknown"),
     }

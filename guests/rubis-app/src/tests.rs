@@ -231,7 +231,10 @@ fn every_interaction_answers_what_clients_look_for() {
         sizes.push((rubis::NAMES[state as usize], body.len()));
         match state {
             5 | 8 => assert!(body.contains("ViewItem.php?itemId=") && body.contains("PutBidAuth.php?itemId=")),
-            9 => assert!(body.contains("ViewUserInfo.php?userId=") && body.contains("PutBidAuth.php?itemId=3")),
+            9 => {
+                assert!(body.contains("ViewUserInfo.php?userId=") && body.contains("PutBidAuth.php?itemId=3"));
+                assert!(body.contains(&format!("PutCommentAuth.php?to={}&itemId=3", p.seller)), "{body}");
+            }
             13 => assert!(body.contains("name=maxQty value=")),
             16 => {
                 let want = format!("name=minBid value={}>", Db::minimum_bid(db.item(3).expect("item")));
@@ -270,6 +273,18 @@ fn odd_requests_get_sorry_or_400_never_a_panic() {
     // Wrong password: not a page of someone else's account.
     let p = pages::about_me(&c, &f("/x?nickname=user1&password=nope")).expect("ok");
     assert!(p.body.contains("have an account on RUBiS") && !p.body.contains("Balance"));
+    // Fields every instance keeps in memory are bounded.
+    let long = format!("/x?firstname={}&lastname=x&nickname=n&email=e&password=p&region=AZ--Phoenix", "a".repeat(101));
+    assert_eq!(
+        pages::register_user(&c, &Form::new(&long, b"")).err().map(|e| e.0),
+        Some("firstname is longer than 100 bytes".into())
+    );
+    // A crafted comment event with an absurd rating is refused, not added.
+    let mut db3 = build(small());
+    let bad =
+        Event::Comment(crate::model::Comment { from: 1, to: 2, item: 1, rating: i64::MAX, date: 0, text: "x".into() });
+    assert_eq!(db3.apply(bad.clone()), Outcome::Refused(Refusal::BadRating));
+    assert_eq!(db3.apply(bad), Outcome::Refused(Refusal::BadRating));
     // Markup in user input is escaped.
     let t = "/x?firstname=<b>&lastname=x&nickname=%3Cscript%3E&email=e&password=p&region=AZ--Phoenix";
     let Ok(Ok(Event::RegisterUser(u))) = pages::register_user(&c, &f(t)) else { panic!("registration") };

@@ -82,7 +82,8 @@ impl Log {
         };
         let len = int(pushed, push)?;
         let events = array(listed, range)?;
-        let own = u64::try_from(len - 1).map_err(|_| StoreError::Protocol(format!("RPUSH answered {len}")))?;
+        let own =
+            u64::try_from(len.saturating_sub(1)).map_err(|_| StoreError::Protocol(format!("RPUSH answered {len}")))?;
         if own < self.applied || own >= self.applied + events.len() as u64 {
             return Err(StoreError::Data(format!(
                 "the write log {} changed under this instance (it had applied {} events, the new one is number {own}): \

@@ -107,6 +107,13 @@ impl<'a> Form<'a> {
         self.pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
     }
 
+    /// The raw values of every parameter `name`, in order (forms may repeat
+    /// a name: TPC-W's cart refresh sends one `qty` per line).
+    pub fn all(&self, name: &str) -> impl Iterator<Item = &'a str> + '_ {
+        let name = alloc::string::String::from(name);
+        self.pairs.iter().filter(move |(k, _)| *k == name).map(|(_, v)| *v)
+    }
+
     /// The decoded value of `name`; an error for a broken escape.
     pub fn text(&self, name: &str) -> Result<Option<Cow<'a, str>>, BadParam> {
         match self.raw(name) {
@@ -200,6 +207,8 @@ mod tests {
         assert_eq!(f.number("price"), Ok(Some(12)));
         assert_eq!(f.number("x"), Err(BadParam("x must be a number, not \"1e3\"".into())));
         assert_eq!(f.need_number("nope"), Err(BadParam("missing parameter nope".into())));
+        let q = Form::new("/c?qty=3&x=1&qty=5", b"qty=7");
+        assert_eq!(q.all("qty").collect::<Vec<_>>(), ["3", "5", "7"]);
         assert_eq!(decode("%e2%82%ac").as_deref(), Some("€"));
         assert_eq!(decode("%ff"), None);
         assert_eq!(decode("%4"), None);
