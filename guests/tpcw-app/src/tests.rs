@@ -2,14 +2,14 @@
 //! generator is deterministic and follows TPC-W's scale rules, the database
 //! applies the bookstore's rules, every interaction's page says what TPC-W
 //! clients look for, and sessions walked like the load generator's get only
-//! 200s from [`App`] over an in-memory store (no Redis here).
+//! 200s from [`App`] over a real redis-server the tests start.
 
 extern crate std;
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use std::string::ToString;
 use std::{format, println};
 
 use appspec::tpcw::{self, Params, Scale};
@@ -486,62 +486,97 @@ fn every_interaction_answers_what_clients_look_for() {
     assert!(full.len() <= 20 * 1024);
 }
 
-/// An in-memory stand-in for Redis: GET, SET, RPUSH, LRANGE.
-#[derive(Default)]
-struct Mem {
-    kv: BTreeMap<Vec<u8>, Vec<u8>>,
-    lists: BTreeMap<Vec<u8>, Vec<Vec<u8>>>,
-    down: bool,
+/// A redis-server of the test's own on a free port (make deps installs
+/// it), as the app's store; stopped when dropped or by [`TestRedis::stop`].
+struct TestRedis {
+    child: std::process::Child,
+    conn: std::net::TcpStream,
+    buf: Vec<u8>,
 }
 
-impl Store for Mem {
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestRedis {
+    fn start() -> TestRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("these tests need redis-server (make deps installs it: apt-get install redis-server): {e}")
+            });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let conn = loop {
+            if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                break c;
+            }
+            assert!(std::time::Instant::now() < deadline, "redis-server did not listen on {port} within 10 s");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        TestRedis { child, conn, buf: Vec::new() }
+    }
+
+    /// Stops the server: the app's next round trip fails.
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Store for TestRedis {
     fn exec(&mut self, cmds: &[&[&[u8]]]) -> Result<Vec<Reply>, StoreError> {
-        if self.down {
-            return Err(StoreError::Unavailable("the test took it down".into()));
+        use std::io::{Read, Write};
+        let gone = |e: std::io::Error| StoreError::Unavailable(e.to_string());
+        let mut out = Vec::new();
+        for c in cmds {
+            resp::command(&mut out, c);
         }
-        let num = |b: &[u8]| -> i64 { std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).unwrap_or(0) };
-        Ok(cmds
-            .iter()
-            .map(|c| match c {
-                [b"GET", k] => Reply::Bulk(self.kv.get(*k).cloned()),
-                [b"SET", k, v] => {
-                    self.kv.insert(k.to_vec(), v.to_vec());
-                    Reply::Simple("OK".into())
+        self.conn.write_all(&out).map_err(gone)?;
+        let mut replies = Vec::new();
+        let mut chunk = vec![0u8; 1 << 16];
+        while replies.len() < cmds.len() {
+            match resp::parse(&self.buf) {
+                Ok(Some((r, used))) => {
+                    self.buf.drain(..used);
+                    replies.push(r);
                 }
-                [b"RPUSH", k, v] => {
-                    let l = self.lists.entry(k.to_vec()).or_default();
-                    l.push(v.to_vec());
-                    Reply::Integer(l.len() as i64)
-                }
-                [b"LRANGE", k, from, to] => {
-                    let l = self.lists.get(*k).cloned().unwrap_or_default();
-                    let len = l.len() as i64;
-                    let (from, to) = (num(from), num(to));
-                    let to = if to < 0 { len + to } else { to.min(len - 1) };
-                    let items = (from..=to).filter_map(|i| l.get(i as usize)).map(|b| Reply::Bulk(Some(b.clone())));
-                    Reply::Array(Some(items.collect()))
-                }
-                _ => Reply::Error("ERR unknown command".into()),
-            })
-            .collect())
+                Ok(None) => match self.conn.read(&mut chunk).map_err(gone)? {
+                    0 => return Err(StoreError::Unavailable("redis-server closed the connection".into())),
+                    n => self.buf.extend_from_slice(&chunk[..n]),
+                },
+                Err(e) => return Err(StoreError::Protocol(format!("{e:?}"))),
+            }
+        }
+        Ok(replies)
     }
 }
 
-fn loaded(scale: Scale) -> Mem {
-    let mut m = Mem::default();
+fn loaded(scale: Scale) -> TestRedis {
+    let mut r = TestRedis::start();
     let mut g = Generator::new(scale, SEED);
-    for c in g.by_ref() {
-        m.kv.insert(data::chunk_key(c.table, c.index).into_bytes(), c.bytes);
-    }
+    let chunks: Vec<(Vec<u8>, Vec<u8>)> =
+        g.by_ref().map(|c| (data::chunk_key(c.table, c.index).into_bytes(), c.bytes)).collect();
     let meta =
         Meta { version: FORMAT_VERSION, seed: SEED, scale: 0.01, epoch: EPOCH, counts: g.counts, chunks: g.chunks };
-    m.kv.insert(META_KEY.as_bytes().to_vec(), meta.encode());
-    m
+    let meta = meta.encode();
+    let mut cmds: Vec<[&[u8]; 3]> = chunks.iter().map(|(k, v)| [&b"SET"[..], &k[..], &v[..]]).collect();
+    cmds.push([b"SET", META_KEY.as_bytes(), &meta]);
+    let refs: Vec<&[&[u8]]> = cmds.iter().map(|c| &c[..]).collect();
+    let replies = r.exec(&refs).expect("the data set is stored");
+    assert!(replies.iter().all(|x| *x == Reply::Simple("OK".into())));
+    r
 }
 
 /// Sessions walked as the load generator walks them (its navigation
 /// tables, parameters, anonymous sessions, `SHOPPING_ID` read back from
-/// every page), against two instances sharing one store: every answer is a
+/// every page), against two instances sharing one real Redis: every answer is a
 /// 200 of 2-20 KiB, and both instances end with the same data.
 #[test]
 fn load_generator_sessions_get_only_200s() {
@@ -701,18 +736,18 @@ fn odd_requests_get_not_found_or_400_never_a_panic() {
     let mut posted = app.handle(&mut store, EPOCH, "POST", "/tpcw/TPCW_product_detail_servlet", b"I_ID=4");
     assert_eq!(posted.status, 200);
     posted.body.clear();
-    store.down = true;
+    store.stop();
     app.new_requests();
     assert_eq!(app.handle(&mut store, EPOCH, "GET", "/tpcw/TPCW_home_interaction", b"").status, 503);
     assert_eq!(app.handle(&mut store, EPOCH, "GET", "/tpcw/TPCW_order_inquiry_servlet?C_ID=5", b"").status, 200);
     // No data set: the error says how to load one.
-    match App::load(&mut Mem::default(), &mut |_| {}) {
+    match App::load(&mut TestRedis::start(), &mut |_| {}) {
         Err(StoreError::NotLoaded(m)) => assert!(m.contains("twinkle data load --app tpcw"), "{m}"),
         other => panic!("{:?}", other.err()),
     }
     // A bad event in the log is skipped and counted.
     let mut store = loaded(small());
-    store.lists.insert(b"tpcw:log".to_vec(), vec![b"junk".to_vec()]);
+    store.exec(&[&[b"RPUSH", b"tpcw:log", b"junk"]]).expect("RPUSH");
     let app = App::load(&mut store, &mut |_| {}).expect("loads");
     assert_eq!((app.bad_events, app.log_position()), (1, 1));
 }
