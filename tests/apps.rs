@@ -312,3 +312,59 @@ fn a_restored_rubis_reconnects_to_redis_and_serves_reads_and_writes() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_killed_tpcw_vm_loses_no_acknowledged_cart() {
+    let redis = common::redis_server();
+    twinkle(&["data", "load", "--app", "tpcw", "--redis", &redis.url(), "--scale", "0.01"]);
+    let (mut vm, addr) = start_app("tpcw", &redis);
+    let acked = Arc::new(Mutex::new(Vec::<(u32, u32)>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4u32)
+        .map(|w| {
+            let (acked, stop) = (Arc::clone(&acked), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    // A new cart with one book: the page names the cart.
+                    let item = 1 + (w * 25 + i) % 100;
+                    let t = format!("/tpcw/TPCW_shopping_cart_interaction?ADD_FLAG=Y&I_ID={item}&C_ID={}", w + 1);
+                    if let Ok((200, body)) = common::http_get(addr, &t) {
+                        let cart = body
+                            .split("SHOPPING_ID=")
+                            .nth(1)
+                            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+                            .and_then(|s| s.parse().ok());
+                        match cart {
+                            Some(c) => acked.lock().expect("lock").push((c, item)),
+                            None => panic!("{t}: a cart page without SHOPPING_ID: {body}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = vm.0.kill(); // SIGKILL, mid-write
+    let _ = vm.0.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.join().expect("writer");
+    }
+    // A new instance, built from Redis alone, holds every acknowledged cart.
+    let mut r = loadgen::redis::Redis::connect(&redis.url()).expect("connect");
+    let app = tpcw_app::App::load(&mut r, &mut |_| {}).expect("the bookstore loads from Redis");
+    let acked = acked.lock().expect("lock");
+    assert!(acked.len() > 20, "too few writes before the kill to mean anything");
+    for (cart, item) in acked.iter() {
+        let lines = app.db.cart(*cart).map(|c| c.lines.clone()).unwrap_or_default();
+        assert!(
+            lines.iter().any(|l| l.item == *item),
+            "cart {cart} with book {item} was acknowledged but is not in Redis"
+        );
+    }
+    eprintln!("{} carts acknowledged before SIGKILL, all rebuilt from Redis", acked.len());
+}
