@@ -37,6 +37,7 @@ bench: release
 	target/release/twinkle bench proxy --upstreams 4 --connections 256 --json
 	target/release/twinkle bench loadgen --json
 	target/release/twinkle bench app --app rubis --json
+	target/release/twinkle bench app --app tpcw --json
 	@if [ "$$(id -u)" = 0 ]; then target/release/twinkle host prepare --huge-pages 600; fi
 	target/release/twinkle bench startup --json
 
