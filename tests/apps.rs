@@ -32,10 +32,16 @@ fn twinkle(args: &[&str]) -> String {
 
 /// `twinkle vm run --app APP` connected to `redis`, once /health answers.
 fn start_app(app: &str, redis: &common::Redis) -> (Vm, SocketAddr) {
+    start_app_with(app, redis, &[])
+}
+
+/// [`start_app`] with more `vm run` arguments.
+fn start_app_with(app: &str, redis: &common::Redis, extra: &[&str]) -> (Vm, SocketAddr) {
     common::require_kvm();
     let connect = format!("redis=127.0.0.1:{}", redis.port);
     let mut child = Command::new(env!("CARGO_BIN_EXE_twinkle"))
         .args(["vm", "run", "--app", app, "--listen", "127.0.0.1:0", "--connect", &connect])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -367,4 +373,29 @@ fn a_killed_tpcw_vm_loses_no_acknowledged_cart() {
         );
     }
     eprintln!("{} carts acknowledged before SIGKILL, all rebuilt from Redis", acked.len());
+}
+
+#[test]
+fn a_redis_that_stops_answering_makes_503s_not_a_stalled_vm() {
+    let redis = common::redis_server();
+    twinkle(&["data", "load", "--app", "rubis", "--redis", &redis.url(), "--scale", "0.002"]);
+    let (_vm, addr) = start_app_with("rubis", &redis, &["--arg", "redis_timeout_ms=300"]);
+    assert_eq!(common::http_get(addr, "/PHP/ViewItem.php?itemId=1").expect("ViewItem").0, 200);
+    // SIGSTOP: the kernel still accepts connections and takes the bytes,
+    // but nothing answers.
+    let pid = redis.pid().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().expect("kill").success());
+    for _ in 0..2 {
+        let t0 = Instant::now();
+        let (status, body) = common::http_get(addr, "/PHP/ViewItem.php?itemId=2").expect("ViewItem");
+        let took = t0.elapsed();
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("no answer from Redis within 300 ms"), "{body}");
+        assert!(took < Duration::from_secs(5), "the 503 took {took:?}");
+        // Static pages do not need Redis.
+        assert_eq!(common::http_get(addr, "/PHP/index.html").expect("Home").0, 200);
+    }
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().expect("kill").success());
+    let (status, body) = common::http_get(addr, "/PHP/ViewItem.php?itemId=2").expect("ViewItem");
+    assert_eq!(status, 200, "Redis answers again: {body}");
 }

@@ -87,6 +87,11 @@ impl Redis {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+
+    /// The server's process id (to stop and continue it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 /// Starts redis-server on a free port; fails saying how to install it when missing.

@@ -2,7 +2,9 @@
 //! set from Redis at start (trying again every second while Redis or the
 //! data is missing), log how long that took and what it holds, call
 //! `ready`, then serve HTTP on the same rings, telling the app about each
-//! batch of requests and logging every 503.
+//! batch of requests and logging every 503. Every Redis operation has a
+//! timeout (`--arg redis_timeout_ms=N`, default 5 s): a Redis that stops
+//! answering makes requests 503s, not a stalled VM.
 
 use alloc::string::String;
 
@@ -37,6 +39,10 @@ impl<A: StoreApp> Handler for Served<A> {
         self.app.new_requests();
     }
 
+    fn completion(&mut self, net: &mut Net, cqe: twinkle_rt::abi::Cqe) {
+        self.redis.completion(net, cqe);
+    }
+
     fn handle(&mut self, net: &mut Net, req: &Request<'_>) -> Response {
         let now = (twinkle_rt::clock::wall_ns() / 1_000_000_000) as i64;
         let mut store = self.redis.with(net);
@@ -59,6 +65,11 @@ impl<A: StoreApp> Handler for Served<A> {
 pub fn run<A: StoreApp>() -> ! {
     let mut net = Net::new();
     let mut redis = Redis::new(&net, "redis");
+    // `--arg redis_timeout_ms=N`: how long a Redis operation may take
+    // before the request is answered 503 (default 5 s).
+    if let Some(ms) = twinkle_rt::arg_value("redis_timeout_ms").and_then(|v| v.parse().ok()) {
+        redis.set_timeout(ms);
+    }
     let started = twinkle_rt::clock::monotonic_ns();
     let app = loop {
         let mut store = redis.with(&mut net);

@@ -27,6 +27,10 @@ use twinkle_rt::net::Net;
 /// Bytes received per Recv.
 const RECV: usize = 256 << 10;
 
+/// How long one operation (connect, send, receive) may take unless
+/// [`Redis::set_timeout`] says otherwise.
+pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
+
 /// The connection's state; borrow it with a [`Net`] as a [`Store`] via [`Redis::with`].
 pub struct Redis {
     endpoint: Option<u32>,
@@ -35,6 +39,15 @@ pub struct Redis {
     rx: Box<[u8]>,
     buf: Vec<u8>,
     read: usize,
+    timeout_ns: u64,
+    /// Connects given up on: their connections are closed when they complete.
+    abandoned: Vec<u64>,
+}
+
+/// An operation that failed: its errno result, or no answer in time.
+enum OpError {
+    Errno(i64),
+    Timeout,
 }
 
 /// A [`Redis`] and the rings, for one request.
@@ -53,7 +66,47 @@ impl Redis {
             rx: alloc::vec![0u8; RECV].into_boxed_slice(),
             buf: Vec::new(),
             read: 0,
+            timeout_ns: DEFAULT_TIMEOUT_MS * 1_000_000,
+            abandoned: Vec::new(),
         }
+    }
+
+    /// How long one operation may take before the request is answered 503.
+    pub fn set_timeout(&mut self, ms: u64) {
+        self.timeout_ns = ms.max(1) * 1_000_000;
+    }
+
+    /// A completion that reached the application: the late Connect of one
+    /// that timed out gets its connection closed; other late completions of
+    /// this client (cancelled by a Close) need nothing.
+    pub fn completion(&mut self, net: &mut Net, cqe: twinkle_rt::abi::Cqe) {
+        if let Some(i) = self.abandoned.iter().position(|t| *t == cqe.user) {
+            self.abandoned.swap_remove(i);
+            if cqe.result >= 0 {
+                net.op(Op::Close, cqe.conn, 0, 0, 0);
+            }
+        }
+    }
+
+    /// One operation on `conn`, within the timeout. On a timeout the
+    /// connection is closed (which completes the operation with -ECANCELED
+    /// first, so its buffer is the client's again when this returns).
+    fn op(&mut self, net: &mut Net, op: Op, conn: u32, addr: u64, len: u32) -> Result<i64, OpError> {
+        match net.call_within(op, conn, addr, len, self.timeout_ns) {
+            Ok(c) if c.result < 0 => Err(OpError::Errno(c.result)),
+            Ok(c) => Ok(c.result),
+            Err(_) => {
+                let _ = net.call(Op::Close, conn, 0, 0);
+                self.conn = None;
+                self.buf.clear();
+                self.read = 0;
+                Err(OpError::Timeout)
+            }
+        }
+    }
+
+    fn timeout_error(&self, what: &str) -> StoreError {
+        StoreError::Unavailable(format!("no answer from Redis within {} ms ({what})", self.timeout_ns / 1_000_000))
     }
 
     /// This connection with `net`, as a [`Store`].
@@ -79,7 +132,13 @@ impl Redis {
                 self.name, self.name
             )));
         };
-        let c = net.call(Op::Connect, ep, 0, 0);
+        let c = match net.call_within(Op::Connect, ep, 0, 0, self.timeout_ns) {
+            Ok(c) => c,
+            Err(tag) => {
+                self.abandoned.push(tag);
+                return Err(self.timeout_error("connect"));
+            }
+        };
         if c.result < 0 {
             return Err(StoreError::Unavailable(format!(
                 "connect to endpoint {:?}: {}",
@@ -92,13 +151,10 @@ impl Redis {
     }
 
     /// Sends `out`; on failure, the error and whether any part went out.
-    fn send(&mut self, net: &mut Net, conn: u32, out: &[u8]) -> Result<(), (i64, bool)> {
+    fn send(&mut self, net: &mut Net, conn: u32, out: &[u8]) -> Result<(), (OpError, bool)> {
         let max = twinkle_rt::abi::ring::MAX_IO as usize;
         for (i, part) in out.chunks(max).enumerate() {
-            let r = net.call(Op::Send, conn, part.as_ptr() as u64, part.len() as u32);
-            if r.result < 0 {
-                return Err((r.result, i > 0));
-            }
+            self.op(net, Op::Send, conn, part.as_ptr() as u64, part.len() as u32).map_err(|e| (e, i > 0))?;
         }
         Ok(())
     }
@@ -119,14 +175,14 @@ impl Redis {
                 self.buf.drain(..self.read);
                 self.read = 0;
             }
-            let r = net.call(Op::Recv, conn, self.rx.as_mut_ptr() as u64, self.rx.len() as u32);
-            if r.result < 0 {
-                return Err(StoreError::Unavailable(format!("receive: {}", errno::name(r.result))));
-            }
-            if r.result == 0 {
-                return Err(StoreError::Unavailable("Redis closed the connection".into()));
-            }
-            let got = (r.result as usize).min(self.rx.len());
+            let (addr, len) = (self.rx.as_mut_ptr() as u64, self.rx.len() as u32);
+            let got = match self.op(net, Op::Recv, conn, addr, len) {
+                Ok(0) => return Err(StoreError::Unavailable("Redis closed the connection".into())),
+                Ok(n) => n,
+                Err(OpError::Errno(e)) => return Err(StoreError::Unavailable(format!("receive: {}", errno::name(e)))),
+                Err(OpError::Timeout) => return Err(self.timeout_error("reply")),
+            };
+            let got = (got as usize).min(self.rx.len());
             self.buf.extend_from_slice(&self.rx[..got]);
         }
         if self.read == self.buf.len() {
@@ -149,6 +205,10 @@ impl Store for Session<'_> {
             let conn = r.connect(net)?;
             if let Err((e, partly_sent)) = r.send(net, conn, &out) {
                 r.drop_conn(net);
+                let e = match e {
+                    OpError::Timeout => return Err(r.timeout_error("send")),
+                    OpError::Errno(e) => e,
+                };
                 // A connection from before a restore or one Redis closed,
                 // failing on the first part: nothing, or an incomplete
                 // command, reached Redis, so sending again cannot run a

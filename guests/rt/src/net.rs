@@ -138,6 +138,32 @@ impl Net {
         }
     }
 
+    /// [`Net::call`] that gives up after `timeout_ns`: `Err(user tag)` when
+    /// the operation has not completed by then. It is still in flight (its
+    /// buffer still belongs to the VMM): close its connection, which
+    /// completes it with -ECANCELED, before the buffer is reused; its
+    /// completion comes later through [`Net::poll`] with that tag.
+    pub fn call_within(&mut self, op: Op, conn: u32, addr: u64, len: u32, timeout_ns: u64) -> Result<Cqe, u64> {
+        let tag = OWNER_SYNC | (self.next_sync & 0x00ff_ffff_ffff_ffff);
+        self.next_sync += 1;
+        self.op(op, conn, addr, len, tag);
+        let start = crate::clock::monotonic_ns();
+        loop {
+            self.flush();
+            while let Some(c) = self.poll_ring() {
+                if c.user == tag {
+                    return Ok(c);
+                }
+                self.deferred.push_back(c);
+            }
+            let waited = crate::clock::monotonic_ns().saturating_sub(start);
+            if waited >= timeout_ns {
+                return Err(tag);
+            }
+            self.idle_ring(20_000, timeout_ns - waited);
+        }
+    }
+
     fn poll_ring(&mut self) -> Option<Cqe> {
         let tail = index(self.header + ring::CQ_TAIL).load(Ordering::Acquire);
         if tail == self.cq_head {

@@ -242,6 +242,28 @@ impl Net {
         }
     }
 
+    /// [`Net::call`] that gives up after `timeout_ns` (see the VM version).
+    pub fn call_within(&mut self, op: Op, conn: u32, addr: u64, len: u32, timeout_ns: u64) -> Result<Cqe, u64> {
+        let tag = OWNER_SYNC | (self.next_sync & 0x00ff_ffff_ffff_ffff);
+        self.next_sync += 1;
+        self.op(op, conn, addr, len, tag);
+        let start = crate::clock::monotonic_ns();
+        loop {
+            self.progress();
+            if let Some(i) = self.done.iter().position(|c| c.user == tag) {
+                if let Some(c) = self.done.remove(i) {
+                    self.inflight = self.inflight.saturating_sub(1);
+                    return Ok(c);
+                }
+            }
+            let waited = crate::clock::monotonic_ns().saturating_sub(start);
+            if waited >= timeout_ns {
+                return Err(tag);
+            }
+            self.block((timeout_ns - waited).min(10_000_000));
+        }
+    }
+
     /// Returns when a completion is ready or `timeout_ns` passed.
     pub fn idle(&mut self, _spin_ns: u64, timeout_ns: u64) {
         if self.done.is_empty() {
