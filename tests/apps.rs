@@ -399,3 +399,24 @@ fn a_redis_that_stops_answering_makes_503s_not_a_stalled_vm() {
     let (status, body) = common::http_get(addr, "/PHP/ViewItem.php?itemId=2").expect("ViewItem");
     assert_eq!(status, 200, "Redis answers again: {body}");
 }
+
+#[test]
+fn a_write_acknowledged_by_one_vm_is_seen_by_the_next_read_on_another() {
+    let redis = common::redis_server();
+    twinkle(&["data", "load", "--app", "rubis", "--redis", &redis.url(), "--scale", "0.002"]);
+    let (_a, a) = start_app("rubis", &redis);
+    let (_b, b) = start_app("rubis", &redis);
+    let bids = |addr| -> u64 {
+        let (_, body) = common::http_get(addr, "/PHP/PutBid.php?itemId=1&nickname=user3&password=password3").expect("PutBid");
+        body.split("name=minBid value=").nth(1).and_then(|s| s.split('>').next()).and_then(|s| s.parse().ok()).expect("minBid")
+    };
+    for round in 0..20 {
+        // Alternate the writer; the other VM must show the new minimum at once.
+        let (w, r) = if round % 2 == 0 { (a, b) } else { (b, a) };
+        let min = bids(w);
+        let t = format!("/PHP/StoreBid.php?itemId=1&userId=3&minBid={min}&bid={min}&maxBid={min}&qty=1&maxQty=1");
+        let (status, body) = common::http_get(w, &t).expect("StoreBid");
+        assert!(status == 200 && body.contains("has been processed"), "{body}");
+        assert_eq!(bids(r), min + 1, "round {round}: the other VM shows the bid acknowledged a moment ago");
+    }
+}
