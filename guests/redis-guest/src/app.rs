@@ -32,6 +32,7 @@ pub trait StoreApp: Sized {
 struct Served<A> {
     app: A,
     redis: Redis,
+    requests: u64,
 }
 
 impl<A: StoreApp> Handler for Served<A> {
@@ -44,14 +45,26 @@ impl<A: StoreApp> Handler for Served<A> {
     }
 
     fn handle(&mut self, net: &mut Net, req: &Request<'_>) -> Response {
+        self.requests += 1;
         let now = (twinkle_rt::clock::wall_ns() / 1_000_000_000) as i64;
         let mut store = self.redis.with(net);
         let mut page = self.app.handle(&mut store, now, req.method, req.target, req.body);
-        let heap = twinkle_rt::allocator().used_pages() * 4096;
-        if req.path() == "/health" && page.status == 200 && heap > 0 {
-            // What the instance holds in memory (the benchmark reports it;
-            // native builds use the host's allocator and say nothing).
-            page.body = alloc::format!("{} heap_bytes={heap}\n", page.body.trim_end());
+        if req.path() == "/health" && page.status == 200 {
+            // Requests served and Redis round trips since start (how well
+            // catch-ups are shared by batches), and what the instance holds
+            // in memory (native builds use the host's allocator: no figure).
+            let heap = twinkle_rt::allocator().used_pages() * 4096;
+            let mut line = alloc::format!(
+                "{} requests={} redis_round_trips={}",
+                page.body.trim_end(),
+                self.requests,
+                self.redis.round_trips
+            );
+            if heap > 0 {
+                line.push_str(&alloc::format!(" heap_bytes={heap}"));
+            }
+            line.push('\n');
+            page.body = line;
         }
         if page.status == 503 {
             twinkle_rt::warn!("{}: {} answered 503: storage tier unavailable", A::NAME, req.path());
@@ -85,5 +98,5 @@ pub fn run<A: StoreApp>() -> ! {
     let heap_mib = twinkle_rt::allocator().used_pages() * 4096 >> 20;
     twinkle_rt::info!("{}: ready in {ms} ms: {}; heap {heap_mib} MiB", A::NAME, app.summary());
     twinkle_rt::hypercall::ready();
-    http::serve_on(net, &mut Served { app, redis }, http::Config::default())
+    http::serve_on(net, &mut Served { app, redis, requests: 0 }, http::Config::default())
 }

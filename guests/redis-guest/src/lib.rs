@@ -42,6 +42,8 @@ pub struct Redis {
     timeout_ns: u64,
     /// Connects given up on: their connections are closed when they complete.
     abandoned: Vec<u64>,
+    /// Pipelines sent (each one round trip), for /health.
+    pub round_trips: u64,
 }
 
 /// An operation that failed: its errno result, or no answer in time.
@@ -68,6 +70,7 @@ impl Redis {
             read: 0,
             timeout_ns: DEFAULT_TIMEOUT_MS * 1_000_000,
             abandoned: Vec::new(),
+            round_trips: 0,
         }
     }
 
@@ -200,6 +203,7 @@ impl Store for Session<'_> {
             resp::command(&mut out, c);
         }
         let (r, net) = (&mut *self.redis, &mut *self.net);
+        r.round_trips += 1;
         for attempt in 0..2 {
             let fresh = r.conn.is_none();
             let conn = r.connect(net)?;
