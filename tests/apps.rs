@@ -407,8 +407,13 @@ fn a_write_acknowledged_by_one_vm_is_seen_by_the_next_read_on_another() {
     let (_a, a) = start_app("rubis", &redis);
     let (_b, b) = start_app("rubis", &redis);
     let bids = |addr| -> u64 {
-        let (_, body) = common::http_get(addr, "/PHP/PutBid.php?itemId=1&nickname=user3&password=password3").expect("PutBid");
-        body.split("name=minBid value=").nth(1).and_then(|s| s.split('>').next()).and_then(|s| s.parse().ok()).expect("minBid")
+        let (_, body) =
+            common::http_get(addr, "/PHP/PutBid.php?itemId=1&nickname=user3&password=password3").expect("PutBid");
+        body.split("name=minBid value=")
+            .nth(1)
+            .and_then(|s| s.split('>').next())
+            .and_then(|s| s.parse().ok())
+            .expect("minBid")
     };
     for round in 0..20 {
         // Alternate the writer; the other VM must show the new minimum at once.

@@ -7,8 +7,6 @@
 use alloc::format;
 use alloc::string::String;
 
-use storage::{CodecError, Reader, Writer};
-
 use crate::model::Table;
 
 /// The namespace: every key starts with `rubis:`.
@@ -25,49 +23,5 @@ pub fn chunk_key(table: Table, k: u32) -> String {
     format!("rubis:t:{}:{k}", table.name())
 }
 
-/// What the loader wrote.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Meta {
-    /// [`FORMAT_VERSION`] of the writer.
-    pub version: u64,
-    /// The generator's seed.
-    pub seed: u64,
-    /// The scale (fraction of RUBiS's default data).
-    pub scale: f64,
-    /// Unix time (seconds) of the load: record times are relative to it.
-    pub epoch: i64,
-    /// Records per table ([`Table`] order).
-    pub counts: [u64; 5],
-    /// Chunks per table.
-    pub chunks: [u32; 5],
-}
-
-impl Meta {
-    /// The encoded record.
-    pub fn encode(&self) -> alloc::vec::Vec<u8> {
-        let mut w = Writer::new();
-        w.u64(self.version).u64(self.seed).u64(self.scale.to_bits()).i64(self.epoch);
-        for c in self.counts {
-            w.u64(c);
-        }
-        for c in self.chunks {
-            w.u64(c.into());
-        }
-        w.buf
-    }
-
-    /// Reads the record.
-    pub fn decode(b: &[u8]) -> Result<Meta, CodecError> {
-        let mut r = Reader::new(b);
-        let (version, seed, scale, epoch) = (r.u64()?, r.u64()?, f64::from_bits(r.u64()?), r.i64()?);
-        let mut counts = [0; 5];
-        for c in &mut counts {
-            *c = r.u64()?;
-        }
-        let mut chunks = [0; 5];
-        for c in &mut chunks {
-            *c = r.u32()?;
-        }
-        Ok(Meta { version, seed, scale, epoch, counts, chunks })
-    }
-}
+/// What the loader wrote (`rubis:meta`).
+pub type Meta = storage::dataset::Meta<5>;

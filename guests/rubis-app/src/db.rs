@@ -278,3 +278,11 @@ impl Db {
         [self.users.len(), self.items.len(), self.bids.len(), self.comments.len(), self.buy_nows.len()]
     }
 }
+
+impl storage::dataset::Database for Db {
+    type Outcome = Outcome;
+
+    fn apply_bytes(&mut self, event: &[u8]) -> Result<Outcome, storage::CodecError> {
+        Event::decode(event).map(|e| self.apply(e))
+    }
+}

@@ -15,6 +15,7 @@
 extern crate alloc;
 
 pub mod codec;
+pub mod dataset;
 pub mod log;
 pub mod rng;
 pub mod store;

@@ -672,3 +672,11 @@ impl Db {
         ]
     }
 }
+
+impl storage::dataset::Database for Db {
+    type Outcome = Outcome;
+
+    fn apply_bytes(&mut self, event: &[u8]) -> Result<Outcome, storage::CodecError> {
+        Event::decode(event).map(|e| self.apply(e))
+    }
+}

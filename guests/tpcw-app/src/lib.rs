@@ -23,12 +23,10 @@ pub mod model;
 pub mod pages;
 
 use alloc::format;
-use alloc::string::String;
-use alloc::vec::Vec;
 
 use appspec::tpcw::PATHS;
-use storage::store::bulk;
-use storage::{Log, Store, StoreError};
+use storage::dataset::{Layout, Replica};
+use storage::{Store, StoreError};
 use webpage::{BadParam, Form};
 
 use crate::data::{Meta, FORMAT_VERSION, LOG_KEY, META_KEY};
@@ -39,21 +37,14 @@ use crate::html::Session;
 use crate::model::Table;
 use crate::pages::Ctx;
 
-/// Chunks fetched per round trip at start.
-const CHUNKS_PER_ROUND: usize = 8;
-
 /// One instance of the bookstore.
 pub struct App {
     /// The database.
     pub db: Db,
     /// What the loader wrote.
     pub meta: Meta,
-    log: Log,
-    /// Log events that did not decode (skipped, so one bad event cannot
-    /// stop every instance).
-    pub bad_events: u64,
-    /// Caught up since the requests at hand arrived (see [`App::new_requests`]).
-    fresh: bool,
+    /// Where it is in the write log.
+    sync: Replica,
 }
 
 enum Fail {
@@ -73,62 +64,27 @@ impl From<StoreError> for Fail {
     }
 }
 
-fn apply_logged(db: &mut Db, bad: &mut u64, b: &[u8]) -> Option<Outcome> {
-    match Event::decode(b) {
-        Ok(e) => Some(db.apply(e)),
-        Err(_) => {
-            *bad += 1;
-            None
-        }
-    }
-}
-
 impl App {
     /// Loads the data set from `store`: the meta record, every chunk, then
     /// the write log. `progress` gets a line per table.
     pub fn load(store: &mut dyn Store, progress: &mut dyn FnMut(&str)) -> Result<App, StoreError> {
-        let get: &[&[u8]] = &[b"GET", META_KEY.as_bytes()];
-        let reply = store.exec(&[get])?.pop().ok_or_else(|| StoreError::Protocol("no reply to GET".into()))?;
-        let Some(raw) = bulk(reply, get)? else {
-            return Err(StoreError::NotLoaded(format!(
-                "{META_KEY} is missing: load the data first with `twinkle data load --app tpcw --redis redis://HOST:PORT`"
-            )));
+        let key = |t: usize, k: u32| data::chunk_key(Table::ALL[t], k);
+        let layout = Layout {
+            app: "tpcw",
+            meta_key: META_KEY,
+            version: FORMAT_VERSION,
+            tables: Table::ALL.map(Table::name),
+            chunk_key: &key,
         };
-        let meta = Meta::decode(&raw).map_err(|e| StoreError::Data(format!("{META_KEY}: {e}")))?;
-        if meta.version != FORMAT_VERSION {
-            return Err(StoreError::Data(format!(
-                "{META_KEY} has format version {}, this app reads version {FORMAT_VERSION}: reload with this twinkle's `data load`",
-                meta.version
-            )));
-        }
         let mut db = Db::new();
-        for table in Table::ALL {
-            let chunks = meta.chunks[table as usize];
-            let mut k = 0;
-            while k < chunks {
-                let keys: Vec<String> =
-                    (k..chunks.min(k + CHUNKS_PER_ROUND as u32)).map(|i| data::chunk_key(table, i)).collect();
-                let cmds: Vec<[&[u8]; 2]> = keys.iter().map(|key| [&b"GET"[..], key.as_bytes()]).collect();
-                let refs: Vec<&[&[u8]]> = cmds.iter().map(|c| &c[..]).collect();
-                let replies = store.exec(&refs)?;
-                if replies.len() != refs.len() {
-                    return Err(StoreError::Protocol(format!("{} replies to {} GETs", replies.len(), refs.len())));
-                }
-                for (reply, (key, cmd)) in replies.into_iter().zip(keys.iter().zip(&refs)) {
-                    let bytes = bulk(reply, cmd)?.ok_or_else(|| {
-                        StoreError::Data(format!(
-                            "{key} is missing (a load was interrupted?): run `twinkle data load` again"
-                        ))
-                    })?;
-                    db.load_chunk(table, &bytes).map_err(|e| StoreError::Data(format!("{key}: {}", e.0)))?;
-                }
-                k += CHUNKS_PER_ROUND as u32;
-            }
-            let n = db.counts()[table as usize];
-            progress(&format!("{}: {n} records from {chunks} chunks", table.name()));
-        }
+        let meta = storage::dataset::load(
+            store,
+            &layout,
+            &mut |t, bytes| db.load_chunk(Table::ALL[t], bytes).map(|_| ()).map_err(|e| e.0),
+            progress,
+        )?;
         db.finish().map_err(|e| StoreError::Data(e.0))?;
-        let mut app = App { db, meta, log: Log::new(LOG_KEY), bad_events: 0, fresh: false };
+        let mut app = App { db, meta, sync: Replica::new(LOG_KEY) };
         let n = app.catch_up(store)?;
         progress(&format!("write log: {n} events applied"));
         Ok(app)
@@ -139,39 +95,29 @@ impl App {
     /// request, or once per batch of requests that all arrived before this
     /// call (http::Handler::batch).
     pub fn new_requests(&mut self) {
-        self.fresh = false;
+        self.sync.new_requests();
     }
 
     /// Applies what other instances (and this one) appended to the log since.
     pub fn catch_up(&mut self, store: &mut dyn Store) -> Result<u64, StoreError> {
-        let (db, bad) = (&mut self.db, &mut self.bad_events);
-        self.log.catch_up(store, &mut |_, b| {
-            apply_logged(db, bad, b);
-            Ok(())
-        })
+        self.sync.catch_up(&mut self.db, store)
     }
 
     /// Events applied from the log.
     pub fn log_position(&self) -> u64 {
-        self.log.applied()
+        self.sync.applied()
+    }
+
+    /// Log events that did not decode (skipped, so one bad event cannot
+    /// stop every instance).
+    pub fn bad_events(&self) -> u64 {
+        self.sync.bad_events
     }
 
     /// Appends `e` to the log (Redis has it when this returns Ok) and returns
     /// its outcome, decided after every event before it.
     pub fn write(&mut self, store: &mut dyn Store, e: &Event) -> Result<Outcome, StoreError> {
-        let (db, bad) = (&mut self.db, &mut self.bad_events);
-        let mut outcomes = Vec::new();
-        let own = self.log.append(store, &e.encode(), &mut |ix, b| {
-            if let Some(o) = apply_logged(db, bad, b) {
-                outcomes.push((ix, o));
-            }
-            Ok(())
-        })?;
-        outcomes
-            .into_iter()
-            .find(|(ix, _)| *ix == own)
-            .map(|(_, o)| o)
-            .ok_or_else(|| StoreError::Data(format!("event {own} of the write log does not decode")))
+        self.sync.write(&mut self.db, store, &e.encode())
     }
 
     /// Answers one request. `now` is Unix time in seconds. Pages show every
@@ -204,8 +150,8 @@ impl App {
                     n[Table::Items as usize],
                     n[Table::Customers as usize],
                     n[Table::Orders as usize],
-                    self.log.applied(),
-                    self.bad_events
+                    self.sync.applied(),
+                    self.sync.bad_events
                 ),
             ));
         }
@@ -222,10 +168,7 @@ impl App {
         if path == html::ORDER_INQUIRY {
             return Ok(pages::order_inquiry(&sess));
         }
-        if !self.fresh {
-            self.catch_up(store)?;
-            self.fresh = true;
-        }
+        self.sync.fresh(&mut self.db, store)?;
         let rel = now.saturating_sub(self.meta.epoch);
         let c = Ctx { db: &self.db, epoch: self.meta.epoch, now: rel };
         let write = match path {
