@@ -13,7 +13,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use appspec::rubis::{Scale, CATEGORIES, REGIONS};
-use storage::{Rng, Writer};
+use storage::dataset::Chunker;
+use storage::Rng;
 
 use crate::model::{Bid, BuyNow, Comment, Item, Record, Table, User};
 
@@ -24,9 +25,6 @@ pub const DAY: i64 = 86_400;
 /// generator keeps these proportions.
 pub const CATEGORY_ITEMS: [u64; 20] =
     [1374, 2691, 259, 2874, 538, 7521, 664, 586, 1077, 976, 2325, 1051, 1420, 170, 1069, 3029, 305, 242, 3671, 825];
-
-/// Chunks are closed once they pass this many bytes.
-pub const CHUNK_BYTES: usize = 256 << 10;
 
 const WORDS: [&str; 32] = [
     "vintage",
@@ -210,12 +208,8 @@ pub struct Chunk {
 pub struct Generator {
     seed: u64,
     scale: Scale,
-    table: usize,
-    next_id: u64,
-    out: Writer,
-    records: u64,
-    chunk_index: u32,
-    /// Records and chunks produced per table so far.
+    chunker: Chunker<5>,
+    /// Records produced per table so far.
     pub counts: [u64; 5],
     /// Chunks produced per table so far.
     pub chunks: [u32; 5],
@@ -224,53 +218,20 @@ pub struct Generator {
 impl Generator {
     /// The data set of `scale` from `seed`.
     pub fn new(scale: Scale, seed: u64) -> Generator {
-        Generator {
-            seed,
-            scale,
-            table: 0,
-            next_id: 1,
-            out: Writer::new(),
-            records: 0,
-            chunk_index: 0,
-            counts: [0; 5],
-            chunks: [0; 5],
-        }
+        let items = scale.active_items + scale.old_items;
+        // Users, then four passes over the items (items, bids, comments, buy-nows).
+        let rows = [scale.users, items, items, items, items];
+        Generator { seed, scale, chunker: Chunker::new(rows), counts: [0; 5], chunks: [0; 5] }
     }
 
-    /// Items of the data set (active and old).
-    pub fn items(&self) -> u64 {
-        self.scale.active_items + self.scale.old_items
-    }
-
-    /// Source rows to go through: users plus four passes over the items
-    /// (for a progress bar).
+    /// Source rows to go through (for a progress bar).
     pub fn work(&self) -> u64 {
-        self.scale.users + 4 * self.items()
+        self.chunker.work()
     }
 
     /// Rows gone through so far.
     pub fn done(&self) -> u64 {
-        let before: u64 = if self.table == 0 { 0 } else { self.scale.users + (self.table as u64 - 1) * self.items() };
-        before + self.next_id - 1
-    }
-
-    fn emit(&mut self) -> Option<Chunk> {
-        if self.records == 0 {
-            return None;
-        }
-        let table = Table::ALL[self.table];
-        let c =
-            Chunk { table, index: self.chunk_index, records: self.records, bytes: core::mem::take(&mut self.out.buf) };
-        self.counts[self.table] += self.records;
-        self.chunks[self.table] += 1;
-        self.chunk_index += 1;
-        self.records = 0;
-        Some(c)
-    }
-
-    fn push(&mut self, rec: &dyn Fn(&mut Writer)) {
-        rec(&mut self.out);
-        self.records += 1;
+        self.chunker.done()
     }
 }
 
@@ -279,44 +240,28 @@ impl Iterator for Generator {
 
     fn next(&mut self) -> Option<Chunk> {
         let (seed, sc) = (self.seed, self.scale);
-        while self.table < Table::ALL.len() {
-            let last = if self.table == 0 { sc.users } else { self.items() };
-            while self.next_id <= last && self.out.len() < CHUNK_BYTES {
-                let id = self.next_id;
-                self.next_id += 1;
-                match Table::ALL[self.table] {
-                    Table::Users => self.push(&|w| user(seed, id).encode(w)),
-                    Table::Items => self.push(&|w| item(seed, &sc, id, true).encode(w)),
-                    Table::Bids => {
-                        let it = item(seed, &sc, id, false);
-                        for b in bids(seed, &sc, id, &it) {
-                            self.push(&|w| b.encode(w));
-                        }
-                    }
-                    Table::Comments => {
-                        let it = item(seed, &sc, id, false);
-                        self.push(&|w| comment(seed, &sc, id, &it).encode(w));
-                    }
-                    Table::BuyNows => {
-                        let it = item(seed, &sc, id, false);
-                        if let Some(b) = buy_now(seed, &sc, id, &it) {
-                            self.push(&|w| b.encode(w));
-                        }
-                    }
+        let c = self.chunker.next_chunk(&mut |t, id, sink| match Table::ALL[t] {
+            Table::Users => sink.push(|w| user(seed, id).encode(w)),
+            Table::Items => sink.push(|w| item(seed, &sc, id, true).encode(w)),
+            Table::Bids => {
+                let it = item(seed, &sc, id, false);
+                for b in bids(seed, &sc, id, &it) {
+                    sink.push(|w| b.encode(w));
                 }
             }
-            if self.out.len() >= CHUNK_BYTES {
-                return self.emit();
+            Table::Comments => {
+                let it = item(seed, &sc, id, false);
+                sink.push(|w| comment(seed, &sc, id, &it).encode(w));
             }
-            // The table is done: its last chunk, then the next table.
-            let last_chunk = self.emit();
-            self.table += 1;
-            self.next_id = 1;
-            self.chunk_index = 0;
-            if last_chunk.is_some() {
-                return last_chunk;
+            Table::BuyNows => {
+                let it = item(seed, &sc, id, false);
+                if let Some(b) = buy_now(seed, &sc, id, &it) {
+                    sink.push(|w| b.encode(w));
+                }
             }
-        }
-        None
+        });
+        self.counts = self.chunker.counts;
+        self.chunks = self.chunker.chunks;
+        c.map(|c| Chunk { table: Table::ALL[c.table], index: c.index, records: c.records, bytes: c.bytes })
     }
 }

@@ -211,3 +211,116 @@ impl Replica {
             .ok_or_else(|| StoreError::Data(format!("event {own} of the write log does not decode")))
     }
 }
+
+/// Chunks are closed once they pass this many bytes.
+pub const CHUNK_BYTES: usize = 256 << 10;
+
+/// A chunk of encoded records of one table, ready to store.
+#[derive(Debug)]
+pub struct Chunk {
+    /// Its table's index.
+    pub table: usize,
+    /// Its number within the table.
+    pub index: u32,
+    /// Records in it.
+    pub records: u64,
+    /// The encoded records, back to back.
+    pub bytes: Vec<u8>,
+}
+
+/// Where a generator puts the records of one source row.
+pub struct Sink<'a> {
+    out: &'a mut Writer,
+    records: &'a mut u64,
+}
+
+impl Sink<'_> {
+    /// Appends one record (`encode` writes it).
+    pub fn push(&mut self, encode: impl FnOnce(&mut Writer)) {
+        encode(self.out);
+        *self.records += 1;
+    }
+}
+
+/// Cuts a generated data set into chunks: table by table, source rows
+/// 1..=rows\[t\] each, a row giving any number of records.
+#[derive(Debug)]
+pub struct Chunker<const N: usize> {
+    rows: [u64; N],
+    table: usize,
+    next_id: u64,
+    out: Writer,
+    records: u64,
+    chunk_index: u32,
+    /// Records produced per table so far.
+    pub counts: [u64; N],
+    /// Chunks produced per table so far.
+    pub chunks: [u32; N],
+}
+
+impl<const N: usize> Chunker<N> {
+    /// `rows[t]` source rows for table t.
+    pub fn new(rows: [u64; N]) -> Chunker<N> {
+        Chunker {
+            rows,
+            table: 0,
+            next_id: 1,
+            out: Writer::new(),
+            records: 0,
+            chunk_index: 0,
+            counts: [0; N],
+            chunks: [0; N],
+        }
+    }
+
+    /// Source rows to go through (for a progress bar).
+    pub fn work(&self) -> u64 {
+        self.rows.iter().sum()
+    }
+
+    /// Rows gone through so far.
+    pub fn done(&self) -> u64 {
+        self.rows[..self.table.min(N)].iter().sum::<u64>() + self.next_id - 1
+    }
+
+    fn emit(&mut self) -> Option<Chunk> {
+        if self.records == 0 {
+            return None;
+        }
+        let c = Chunk {
+            table: self.table,
+            index: self.chunk_index,
+            records: self.records,
+            bytes: core::mem::take(&mut self.out.buf),
+        };
+        self.counts[self.table] += self.records;
+        self.chunks[self.table] += 1;
+        self.chunk_index += 1;
+        self.records = 0;
+        Some(c)
+    }
+
+    /// The next chunk; `produce(table, row, sink)` writes the records of one
+    /// source row. `None` when every table is done.
+    pub fn next_chunk(&mut self, produce: &mut dyn FnMut(usize, u64, &mut Sink<'_>)) -> Option<Chunk> {
+        while self.table < N {
+            while self.next_id <= self.rows[self.table] && self.out.len() < CHUNK_BYTES {
+                let id = self.next_id;
+                self.next_id += 1;
+                produce(self.table, id, &mut Sink { out: &mut self.out, records: &mut self.records });
+            }
+            if self.out.len() >= CHUNK_BYTES {
+                return self.emit();
+            }
+            // The table is done: its last chunk, then the next table.
+            let last = self.emit();
+            self.table += 1;
+            self.next_id = 1;
+            self.chunk_index = 0;
+            if last.is_some() {
+                return last;
+            }
+        }
+        None
+    }
+}

@@ -14,7 +14,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use appspec::tpcw::{digsyl, Scale, SUBJECTS};
-use storage::{Rng, Writer};
+use storage::dataset::Chunker;
+use storage::Rng;
 
 use crate::model::{
     Address, Author, CcXact, Country, Customer, Item, Order, OrderLine, Record, Table, BACKINGS, CC_TYPES, SHIP_TYPES,
@@ -25,9 +26,6 @@ use crate::model::{
 pub const DAY: i64 = 86_400;
 /// Seconds in a year (365 days).
 pub const YEAR: i64 = 365 * DAY;
-
-/// Chunks are closed once they pass this many bytes.
-pub const CHUNK_BYTES: usize = 256 << 10;
 
 /// Tax on every order, in hundredths of a percent (8.25%).
 pub const TAX_BP: i64 = 825;
@@ -481,12 +479,7 @@ pub struct Chunk {
 pub struct Generator {
     seed: u64,
     scale: Scale,
-    rows: [u64; TABLES],
-    table: usize,
-    next_id: u64,
-    out: Writer,
-    records: u64,
-    chunk_index: u32,
+    chunker: Chunker<TABLES>,
     /// Records produced per table so far.
     pub counts: [u64; TABLES],
     /// Chunks produced per table so far.
@@ -496,49 +489,18 @@ pub struct Generator {
 impl Generator {
     /// The data set of `scale` from `seed`.
     pub fn new(scale: Scale, seed: u64) -> Generator {
-        Generator {
-            seed,
-            scale,
-            rows: rows(&scale),
-            table: 0,
-            next_id: 1,
-            out: Writer::new(),
-            records: 0,
-            chunk_index: 0,
-            counts: [0; TABLES],
-            chunks: [0; TABLES],
-        }
+        Generator { seed, scale, chunker: Chunker::new(rows(&scale)), counts: [0; TABLES], chunks: [0; TABLES] }
     }
 
     /// Source rows to go through (for a progress bar): every record, with
     /// order lines counted per order.
     pub fn work(&self) -> u64 {
-        self.rows.iter().sum()
+        self.chunker.work()
     }
 
     /// Rows gone through so far.
     pub fn done(&self) -> u64 {
-        let before: u64 = self.rows[..self.table.min(TABLES)].iter().sum();
-        before + self.next_id - 1
-    }
-
-    fn emit(&mut self) -> Option<Chunk> {
-        if self.records == 0 {
-            return None;
-        }
-        let table = Table::ALL[self.table];
-        let c =
-            Chunk { table, index: self.chunk_index, records: self.records, bytes: core::mem::take(&mut self.out.buf) };
-        self.counts[self.table] += self.records;
-        self.chunks[self.table] += 1;
-        self.chunk_index += 1;
-        self.records = 0;
-        Some(c)
-    }
-
-    fn push<R: Record>(&mut self, rec: &R) {
-        rec.encode(&mut self.out);
-        self.records += 1;
+        self.chunker.done()
     }
 }
 
@@ -547,37 +509,21 @@ impl Iterator for Generator {
 
     fn next(&mut self) -> Option<Chunk> {
         let (seed, sc) = (self.seed, self.scale);
-        while self.table < TABLES {
-            let last = self.rows[self.table];
-            while self.next_id <= last && self.out.len() < CHUNK_BYTES {
-                let id = self.next_id;
-                self.next_id += 1;
-                match Table::ALL[self.table] {
-                    Table::Countries => self.push(&country(id)),
-                    Table::Authors => self.push(&author(seed, id)),
-                    Table::Items => self.push(&item(seed, &sc, id, true)),
-                    Table::Addresses => self.push(&address(seed, id)),
-                    Table::Customers => self.push(&customer(seed, &sc, id)),
-                    Table::Orders => self.push(&order(seed, &sc, id)),
-                    Table::OrderLines => {
-                        for l in order_lines(seed, &sc, id) {
-                            self.push(&l);
-                        }
-                    }
+        let c = self.chunker.next_chunk(&mut |t, id, sink| match Table::ALL[t] {
+            Table::Countries => sink.push(|w| country(id).encode(w)),
+            Table::Authors => sink.push(|w| author(seed, id).encode(w)),
+            Table::Items => sink.push(|w| item(seed, &sc, id, true).encode(w)),
+            Table::Addresses => sink.push(|w| address(seed, id).encode(w)),
+            Table::Customers => sink.push(|w| customer(seed, &sc, id).encode(w)),
+            Table::Orders => sink.push(|w| order(seed, &sc, id).encode(w)),
+            Table::OrderLines => {
+                for l in order_lines(seed, &sc, id) {
+                    sink.push(|w| l.encode(w));
                 }
             }
-            if self.out.len() >= CHUNK_BYTES {
-                return self.emit();
-            }
-            // The table is done: its last chunk, then the next table.
-            let last_chunk = self.emit();
-            self.table += 1;
-            self.next_id = 1;
-            self.chunk_index = 0;
-            if last_chunk.is_some() {
-                return last_chunk;
-            }
-        }
-        None
+        });
+        self.counts = self.chunker.counts;
+        self.chunks = self.chunker.chunks;
+        c.map(|c| Chunk { table: Table::ALL[c.table], index: c.index, records: c.records, bytes: c.bytes })
     }
 }

@@ -67,7 +67,7 @@ fn the_generator_is_deterministic_and_follows_the_scale_rules() {
     for chunk in g.by_ref() {
         assert_eq!(chunk.index, indexes[chunk.table as usize], "chunks are numbered in order");
         indexes[chunk.table as usize] += 1;
-        assert!(chunk.bytes.len() < gen::CHUNK_BYTES + 4096);
+        assert!(chunk.bytes.len() < storage::dataset::CHUNK_BYTES + 4096);
     }
     assert_eq!(g.done(), g.work());
     let n = |t: Table| g.counts[t as usize];
