@@ -39,22 +39,9 @@ fn start_app(app: &str, redis: &common::Redis) -> (Vm, SocketAddr) {
 fn start_app_with(app: &str, redis: &common::Redis, extra: &[&str]) -> (Vm, SocketAddr) {
     common::require_kvm();
     let connect = format!("redis=127.0.0.1:{}", redis.port);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_twinkle"))
-        .args(["vm", "run", "--app", app, "--listen", "127.0.0.1:0", "--connect", &connect])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start twinkle vm run");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("listening line");
-    let vm = Vm(child);
-    let addr: SocketAddr = match line.trim().strip_prefix("listening ").and_then(|a| a.parse().ok()) {
-        Some(a) => a,
-        None => panic!("vm run did not say where it listens: {line:?}"),
-    };
-    std::thread::spawn(move || for _ in out.lines() {});
+    let mut args = vec!["vm", "run", "--app", app, "--listen", "127.0.0.1:0", "--connect", &connect];
+    args.extend_from_slice(extra);
+    let (vm, addr) = start_listening(&args);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok((200, body)) = common::http_get(addr, "/health") {
@@ -63,6 +50,40 @@ fn start_app_with(app: &str, redis: &common::Redis, extra: &[&str]) -> (Vm, Sock
         }
         assert!(Instant::now() < deadline, "{app} did not answer /health within 60 s");
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `twinkle ARGS` (`vm run` or `vm restore` with `--listen`), once it said
+/// where it listens.
+fn start_listening(args: &[&str]) -> (Vm, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_twinkle"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start twinkle");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("listening line");
+    let vm = Vm(child);
+    let addr: SocketAddr = match line.trim().strip_prefix("listening ").and_then(|a| a.parse().ok()) {
+        Some(a) => a,
+        None => panic!("twinkle {args:?} did not say where it listens: {line:?}"),
+    };
+    std::thread::spawn(move || for _ in out.lines() {});
+    (vm, addr)
+}
+
+/// Lets `writers` run for 1.5 s, kills the VM with SIGKILL in the middle of
+/// their writes, then stops and joins them.
+fn kill_mid_writes(mut vm: Vm, stop: &AtomicBool, writers: Vec<std::thread::JoinHandle<()>>) {
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = vm.0.kill();
+    let _ = vm.0.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.join().expect("writer");
     }
 }
 
@@ -197,7 +218,7 @@ struct Acked {
 fn a_vm_killed_during_writes_loses_no_acknowledged_write() {
     let redis = common::redis_server();
     twinkle(&["data", "load", "--app", "rubis", "--redis", &redis.url(), "--scale", "0.002"]);
-    let (mut vm, addr) = start_app("rubis", &redis);
+    let (vm, addr) = start_app("rubis", &redis);
     let acked = Arc::new(Mutex::new(Acked::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
@@ -229,14 +250,7 @@ fn a_vm_killed_during_writes_loses_no_acknowledged_write() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(1500));
-    let _ = vm.0.kill(); // SIGKILL, mid-write
-    let _ = vm.0.wait();
-    std::thread::sleep(Duration::from_millis(200));
-    stop.store(true, Ordering::SeqCst);
-    for w in writers {
-        w.join().expect("writer");
-    }
+    kill_mid_writes(vm, &stop, writers);
     let mut r = loadgen::redis::Redis::connect(&redis.url()).expect("connect");
     let log = match r.call(&[b"LRANGE", b"rubis:log", b"0", b"-1"]).expect("LRANGE") {
         loadgen::redis::Reply::Array(Some(items)) => items,
@@ -282,36 +296,26 @@ fn a_restored_rubis_reconnects_to_redis_and_serves_reads_and_writes() {
     twinkle(&["image", "build", "--app", "rubis", "--connect", &connect, "--out", &img, "-q"]);
     // A write after the snapshot: the restored VM must see it (it catches up
     // with the log on its new connection; its old one is gone).
-    let (mut vm, addr) = start_app("rubis", &redis);
+    let (vm, addr) = start_app("rubis", &redis);
     let reg =
         "/PHP/RegisterUser.php?firstname=A&lastname=B&nickname=after-snapshot&email=e&password=p&region=AZ--Phoenix";
     let (status, body) = common::http_get(addr, reg).expect("register");
     assert!(status == 200 && body.contains("processed successfully"), "{body}");
-    let _ = vm.0.kill();
+    drop(vm);
     for strategy in ["lazy", "twinkle"] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_twinkle"))
-            .args([
-                "vm",
-                "restore",
-                "--image",
-                &img,
-                "--strategy",
-                strategy,
-                "--listen",
-                "127.0.0.1:0",
-                "--connect",
-                &connect,
-                "-q",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start vm restore");
-        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        out.read_line(&mut line).expect("listening line");
-        let restored = Vm(child);
-        let addr: SocketAddr = line.trim().strip_prefix("listening ").and_then(|a| a.parse().ok()).expect("address");
+        let (restored, addr) = start_listening(&[
+            "vm",
+            "restore",
+            "--image",
+            &img,
+            "--strategy",
+            strategy,
+            "--listen",
+            "127.0.0.1:0",
+            "--connect",
+            &connect,
+            "-q",
+        ]);
         let (status, body) =
             common::http_get(addr, "/PHP/AboutMe.php?nickname=after-snapshot&password=p").expect("AboutMe");
         assert_eq!(status, 200, "{strategy}: {body}");
@@ -328,7 +332,7 @@ fn a_restored_rubis_reconnects_to_redis_and_serves_reads_and_writes() {
 fn a_killed_tpcw_vm_loses_no_acknowledged_cart() {
     let redis = common::redis_server();
     twinkle(&["data", "load", "--app", "tpcw", "--redis", &redis.url(), "--scale", "0.01"]);
-    let (mut vm, addr) = start_app("tpcw", &redis);
+    let (vm, addr) = start_app("tpcw", &redis);
     let acked = Arc::new(Mutex::new(Vec::<(u32, u32)>::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4u32)
@@ -357,14 +361,7 @@ fn a_killed_tpcw_vm_loses_no_acknowledged_cart() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(1500));
-    let _ = vm.0.kill(); // SIGKILL, mid-write
-    let _ = vm.0.wait();
-    std::thread::sleep(Duration::from_millis(200));
-    stop.store(true, Ordering::SeqCst);
-    for w in writers {
-        w.join().expect("writer");
-    }
+    kill_mid_writes(vm, &stop, writers);
     // A new instance, built from Redis alone, holds every acknowledged cart.
     let mut r = loadgen::redis::Redis::connect(&redis.url()).expect("connect");
     let app = tpcw_app::App::load(&mut r, &mut |_| {}).expect("the bookstore loads from Redis");

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::process::{start_vm, wait_first_response, ChildGuard};
+use crate::process::{start_listening, start_vm, wait_first_response, ChildGuard};
 use crate::stats::Summary;
 use crate::BenchError;
 
@@ -424,7 +424,8 @@ fn startup(o: &AppBenchOptions, redis_port: u16) -> Result<StartupReport, BenchE
             let (guard, addr) = if row.start == "cold" {
                 start_vm(&o.twinkle, &o.app, o.mem_mib, &["--connect", &connect])?
             } else {
-                start_restore(&o.twinkle, &img, &row.start, &connect)?
+                let args = ["vm", "restore", "--image", &img, "--strategy", &row.start, "--listen", "127.0.0.1:0"];
+                start_listening(&o.twinkle, &[&args[..], &["--connect", &connect, "-q"]].concat())?
             };
             let deadline = t0 + Duration::from_secs(120);
             while !get_ok(addr, first) {
@@ -455,41 +456,6 @@ fn startup(o: &AppBenchOptions, redis_port: u16) -> Result<StartupReport, BenchE
         next_requests: next,
         rows,
     })
-}
-
-/// `twinkle vm restore --image IMG --strategy S --listen 127.0.0.1:0`.
-fn start_restore(
-    twinkle: &std::path::Path,
-    image: &str,
-    strategy: &str,
-    connect: &str,
-) -> Result<(ChildGuard, SocketAddr), BenchError> {
-    let mut child = Command::new(twinkle)
-        .args([
-            "vm",
-            "restore",
-            "--image",
-            image,
-            "--strategy",
-            strategy,
-            "--listen",
-            "127.0.0.1:0",
-            "--connect",
-            connect,
-            "-q",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|source| BenchError::Io { what: format!("cannot start {}", twinkle.display()), source })?;
-    let stdout = child.stdout.take().ok_or_else(|| BenchError::Process("no stdout".into()))?;
-    let mut guard = ChildGuard { child, stdout: Some(std::io::BufReader::new(stdout)) };
-    let line = guard.read_line()?;
-    let addr = line
-        .strip_prefix("listening ")
-        .and_then(|a| a.trim().parse().ok())
-        .ok_or_else(|| BenchError::Process(format!("expected `listening ADDR` from vm restore, got {line:?}")))?;
-    Ok((guard, addr))
 }
 
 impl AppBenchReport {

@@ -31,9 +31,18 @@ pub fn start_vm(
     mem_mib: u32,
     extra: &[&str],
 ) -> Result<(ChildGuard, SocketAddr), BenchError> {
+    let mem = mem_mib.to_string();
+    let mut args = vec!["vm", "run", "--app", app, "--listen", "127.0.0.1:0", "--mem-mib", &mem, "-q"];
+    args.extend_from_slice(extra);
+    start_listening(twinkle, &args)
+}
+
+/// Starts `twinkle ARGS` (a `vm run` or `vm restore` with `--listen`) and
+/// returns the child with the address it listens on, once its `listening`
+/// line arrived.
+pub fn start_listening(twinkle: &Path, args: &[&str]) -> Result<(ChildGuard, SocketAddr), BenchError> {
     let mut child = Command::new(twinkle)
-        .args(["vm", "run", "--app", app, "--listen", "127.0.0.1:0", "--mem-mib", &mem_mib.to_string(), "-q"])
-        .args(extra)
+        .args(args)
         .stdout(Stdio::piped())
         // TWINKLE_BENCH_VM_LOGS=1 shows the VMs' logs (to debug a benchmark).
         .stderr(if std::env::var_os("TWINKLE_BENCH_VM_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() })

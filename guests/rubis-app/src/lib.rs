@@ -189,10 +189,11 @@ impl App {
             Ok(e) => e,
             Err(page) => return Ok(page),
         };
-        if event.encode().len() > MAX_EVENT {
+        let bytes = event.encode();
+        if bytes.len() > MAX_EVENT {
             return Err(Fail::Bad(BadParam(format!("the write is larger than {MAX_EVENT} bytes"))));
         }
-        let outcome = self.write(store, &event)?;
+        let outcome = self.sync.write(&mut self.db, store, &bytes)?;
         let c = Ctx { db: &self.db, epoch: self.meta.epoch, now: rel };
         Ok(match (outcome, &event) {
             (Outcome::Refused(why), _) => html::message("Not stored", 200, &why.message()),
